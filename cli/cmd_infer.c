@@ -23,8 +23,10 @@ static const char *infer_help =
     "  --input NAME=FILE  a graph input from a NumPy .npy file; one per graph input\n"
     "  --out DIR          output folder, created if missing (required)\n"
     "  --threads N        CPU threads for kernels and BLAS (default: all cores)\n"
-    "  --repeat N         after the first run, time N more and print a JSON line with\n"
-    "                     mean_ms and min_ms (default: 0)\n"
+    "  --warmup N         untimed runs before --repeat's timed ones (default: 1, the run\n"
+    "                     whose outputs are written)\n"
+    "  --repeat N         time N more runs and print a JSON line with mean_ms and min_ms\n"
+    "                     (default: 0)\n"
     "  --verbose          print the plan's statistics (steps, folded nodes, arena bytes)\n";
 
 typedef struct {
@@ -65,7 +67,8 @@ static int write_outputs(const ot_graph *g, const ot_tensor *outs, const char *d
     return 0;
 }
 
-static int run_model(const char *model, feed *feeds, int n_feeds, const char *out_dir, long repeat, int verbose) {
+static int run_model(const char *model, feed *feeds, int n_feeds, const char *out_dir, long warmup, long repeat,
+                     int verbose) {
     ot_graph *g = NULL;
     ot_plan *plan = NULL;
     const ot_tensor **inputs = NULL;
@@ -116,10 +119,11 @@ static int run_model(const char *model, feed *feeds, int n_feeds, const char *ou
                 s.n_nodes, s.n_steps, s.n_folded, s.n_views, ot_cli_bytes(a, sizeof a, (double)s.arena_bytes),
                 ot_cli_bytes(b, sizeof b, (double)s.naive_bytes), ot_cli_bytes(c, sizeof c, (double)s.folded_bytes));
     }
-    if (ot_plan_run(plan, inputs, outs) != OT_OK) {
-        rc = ot_cli_fail("'%s': %s", model, ot_last_error());
-        goto done;
-    }
+    for (long w = 0; w < (warmup > 1 ? warmup : 1); w++)
+        if (ot_plan_run(plan, inputs, outs) != OT_OK) {
+            rc = ot_cli_fail("'%s': %s", model, ot_last_error());
+            goto done;
+        }
     if (repeat > 0) {
         double sum = 0, best = 1e30;
         for (long r = 0; r < repeat; r++) {
@@ -149,7 +153,7 @@ done:
 
 int ot_cmd_infer(int argc, char **argv) {
     const char *model = NULL, *out_dir = NULL;
-    long threads = 0, repeat = 0;
+    long threads = 0, repeat = 0, warmup = 1;
     int verbose = 0, n_feeds = 0, rc = 2;
     feed *feeds = calloc((size_t)argc + 1, sizeof *feeds);
     if (!feeds) return ot_cli_fail("out of memory");
@@ -161,7 +165,7 @@ int ot_cmd_infer(int argc, char **argv) {
             rc = 0;
             goto done;
         } else if (strcmp(a, "--input") == 0 || strcmp(a, "--out") == 0 || strcmp(a, "--threads") == 0 ||
-                   strcmp(a, "--repeat") == 0) {
+                   strcmp(a, "--repeat") == 0 || strcmp(a, "--warmup") == 0) {
             if (!val) {
                 rc = ot_cli_usage("infer", "%s needs a value", a);
                 goto done;
@@ -173,6 +177,8 @@ int ot_cmd_infer(int argc, char **argv) {
                 if (ot_cli_parse_int(a, val, 0, 4096, &threads)) goto done;
             } else if (strcmp(a, "--repeat") == 0) {
                 if (ot_cli_parse_int(a, val, 0, 1000000, &repeat)) goto done;
+            } else if (strcmp(a, "--warmup") == 0) {
+                if (ot_cli_parse_int(a, val, 1, 1000000, &warmup)) goto done;
             } else {
                 const char *eq = strchr(val, '=');
                 if (!eq || eq == val || !eq[1]) {
@@ -215,7 +221,7 @@ int ot_cmd_infer(int argc, char **argv) {
         }
     if (ensure_dir(out_dir)) goto done;
     ot_set_threads((int)threads);
-    rc = run_model(model, feeds, n_feeds, out_dir, repeat, verbose);
+    rc = run_model(model, feeds, n_feeds, out_dir, warmup, repeat, verbose);
 done:
     for (int f = 0; f < n_feeds; f++) {
         free(feeds[f].name);
