@@ -51,6 +51,8 @@ typedef struct ot_value {
     int producer;                    /* producing node index, -1 for inputs/initializers */
     unsigned is_input : 1;           /* a graph input the user feeds */
     unsigned is_output : 1;          /* a graph output */
+    unsigned is_param : 1;           /* trainable: `init` holds writable data that changes between
+                                        runs, so the planner never folds through it */
 } ot_value;
 
 typedef struct ot_node {

@@ -55,10 +55,18 @@ ot_status ot_plan_run(ot_plan *p, const ot_tensor *const *inputs, ot_tensor *out
             return ot_errorf(OT_E_SHAPE, "input '%s' is %s %s but the plan was made for %s %s", g->values[g->inputs[i]].name,
                              x ? ot_dtype_name(x->dtype) : "missing", x ? ot_shape_str(s1, sizeof s1, x->ndim, x->dims) : "",
                              ot_dtype_name(pv->t.dtype), ot_shape_str(s2, sizeof s2, pv->t.ndim, pv->t.dims));
+        if (p->value_bound[g->inputs[i]]) {
+            if (memcmp(x->data, pv->t.data, ot_tensor_nbytes(x)) != 0)
+                return ot_errorf(OT_E_INVALID, "input '%s' determines shapes and its value differs from the one the "
+                                 "plan was made for; make a new plan", g->values[g->inputs[i]].name);
+            continue;
+        }
         pv->t.data = x->data;
     }
-    for (int v = 0; v < g->n_values; v++)
+    for (int v = 0; v < g->n_values; v++) {
         if (p->vals[v].kind == OT_VAL_BUFFER) p->vals[v].t.data = p->arena + p->vals[v].offset;
+        if (p->vals[v].kind == OT_VAL_PARAM) p->vals[v].t.data = g->values[v].init->data;
+    }
     for (int v = 0; v < g->n_values; v++)
         if (p->vals[v].kind == OT_VAL_ALIAS) p->vals[v].t.data = p->vals[p->vals[v].root].t.data;
 

@@ -53,6 +53,8 @@ typedef struct ot_op_def {
 #define OT_OP_VIEW 1u
 /* Never fold at plan time even if all inputs are constant (RNG ops). */
 #define OT_OP_NO_FOLD 2u
+/* Reads only its inputs' shapes, never their data (Shape): folds as soon as shapes bind. */
+#define OT_OP_SHAPE_ONLY 4u
 
 /* Finds the entry for an op at an opset. NULL when unknown; *known_op says whether the op
  * exists at other opsets (so the error can say "unsupported opset" vs "unknown op"). */
@@ -71,9 +73,9 @@ const char *ot_op_label(const ot_op_ctx *c);
     extern const int ot_ops_##name##_count;
 
 OT_OP_FAMILY(elementwise) /* unary and binary math, comparisons, logic, Where, Cast, Clip, Max, Min */
-OT_OP_FAMILY(shape)       /* Reshape, Transpose, Concat, Slice, Gather, Expand, Shape, Range, ... */
+OT_OP_FAMILY(shape)       /* Reshape, Transpose, Concat, Slice, Gather, Expand, Shape, Range, Dropout, CumSum, ... */
 OT_OP_FAMILY(linalg)      /* MatMul, Gemm, Einsum */
-OT_OP_FAMILY(nn)          /* Softmax, LogSoftmax, LayerNormalization, Gelu, Dropout */
-OT_OP_FAMILY(reduce)      /* ReduceMean, ReduceSum, ReduceMax, CumSum */
+OT_OP_FAMILY(nn)          /* Softmax, LogSoftmax, LayerNormalization, Gelu */
+OT_OP_FAMILY(reduce)      /* ReduceMean, ReduceSum, ReduceMax */
 
 #endif

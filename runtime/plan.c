@@ -11,6 +11,23 @@
 
 #include "runtime/plan.h"
 
+/* Marks values whose data some node's shape inference needs (Reshape's shape, Slice's
+ * starts, ...) and, transitively, the data they are computed from. Shape-only ops stop the
+ * walk: Shape(x) needs x's dims, not its data. Graph inputs so marked are bound by value at
+ * plan time. */
+static void mark_value_needed(const ot_graph *g, char *value_needed) {
+    for (int ni = g->n_nodes - 1; ni >= 0; ni--) {
+        const ot_node *n = &g->nodes[ni];
+        const ot_op_def *def = ot_op_find(n->domain, n->op_type, (int)ot_graph_opset(g, n->domain), NULL);
+        if (!def || (def->flags & OT_OP_SHAPE_ONLY)) continue;
+        int outputs_needed = 0;
+        for (int k = 0; k < n->n_out; k++) outputs_needed |= n->out[k] >= 0 && value_needed[n->out[k]];
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] >= 0 && (outputs_needed || (k < 32 && (def->value_inputs >> k) & 1u)))
+                value_needed[n->in[k]] = 1;
+    }
+}
+
 static ot_status bind_inputs(ot_plan *p, const ot_tensor *const *inputs) {
     const ot_graph *g = p->g;
     /* symbol name -> bound value, first binding wins and later ones must agree */
@@ -51,6 +68,14 @@ static ot_status bind_inputs(ot_plan *p, const ot_tensor *const *inputs) {
         pv->t = *x;
         pv->t.data = NULL;
         pv->t.owned = 0;
+        if (!p->value_bound[g->inputs[i]]) continue;
+        /* The input decides shapes: plan for its value, and check each run feeds the same. */
+        if (!x->data)
+            return ot_errorf(OT_E_INVALID, "input '%s' determines shapes inside the model, so its value is needed "
+                             "when the plan is made", v->name);
+        OT_TRY(ot_tensor_clone(&pv->folded, x));
+        pv->t.data = pv->folded->data;
+        pv->kind = OT_VAL_CONST;
     }
     return OT_OK;
 }
@@ -88,7 +113,7 @@ static ot_status plan_node(ot_plan *p, int ni, int *foldable) {
         if (p->vals[v].kind == OT_VAL_UNUSED)
             return ot_errorf(OT_E_INTERNAL, "%s: input '%s' was not planned", ot_node_label(g, n), g->values[v].name);
         in[k] = &p->vals[v].t;
-        if (p->vals[v].kind != OT_VAL_CONST) all_const = 0;
+        if (p->vals[v].kind != OT_VAL_CONST && !(def->flags & OT_OP_SHAPE_ONLY)) all_const = 0;
     }
     for (int k = 0; k < n->n_out; k++) {
         out[k] = n->out[k] >= 0 ? &p->vals[n->out[k]].t : NULL;
@@ -148,11 +173,21 @@ ot_status ot_plan_create(const ot_graph *g, const ot_tensor *const *inputs, ot_p
         p->vals[v].root = -1;
         p->vals[v].def = p->vals[v].last = -1;
         if (g->values[v].init) {
-            p->vals[v].kind = OT_VAL_CONST;
+            /* Parameters are read through init->data on every run (the optimizer updates
+             * them in place), so they are never constant. */
+            p->vals[v].kind = g->values[v].is_param ? OT_VAL_PARAM : OT_VAL_CONST;
             p->vals[v].t = *g->values[v].init;
             p->vals[v].t.owned = 0;
+            if (g->values[v].is_param) p->vals[v].t.data = NULL; /* infer must not read it */
         }
     }
+    p->value_bound = calloc((size_t)g->n_values + 1, 1);
+    if (!p->value_bound) {
+        st = ot_errorf(OT_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    mark_value_needed(g, p->value_bound);
+    for (int v = 0; v < g->n_values; v++) p->value_bound[v] &= g->values[v].is_input;
     if ((st = bind_inputs(p, inputs)) != OT_OK) goto fail;
 
     /* Nodes no output depends on are never inferred, so an unsupported op in a dead
@@ -212,6 +247,7 @@ ot_status ot_plan_create(const ot_graph *g, const ot_tensor *const *inputs, ot_p
         for (int k = 0; k < n->n_in; k++)
             if (n->in[k] >= 0) note_use(p, n->in[k], s);
         step->view = (step->def->flags & OT_OP_VIEW) && n->n_in > 0 && n->in[0] >= 0 && n->out[0] >= 0;
+        for (int k = 1; k < n->n_out; k++) step->view &= n->out[k] < 0 || !needed[n->out[k]];
         for (int k = 0; k < n->n_out; k++) {
             int v = n->out[k];
             if (v < 0) continue;
@@ -262,6 +298,7 @@ void ot_plan_free(ot_plan *p) {
         free(p->attrs[n]);
     }
     free(p->vals);
+    free(p->value_bound);
     free(p->attrs);
     free(p->steps);
     free(p->arena);
@@ -270,3 +307,12 @@ void ot_plan_free(ot_plan *p) {
 }
 
 void ot_plan_get_stats(const ot_plan *p, ot_plan_stats *s) { *s = p->stats; }
+
+void ot_plan_value_meta(const ot_plan *p, ot_tensor *meta) {
+    for (int v = 0; v < p->g->n_values; v++) {
+        meta[v] = p->vals[v].t;
+        meta[v].data = NULL;
+        meta[v].owned = 0;
+        if (meta[v].dtype == OT_UNDEFINED) meta[v].ndim = -1; /* never inferred */
+    }
+}

@@ -10,6 +10,7 @@ typedef enum {
     OT_VAL_UNUSED = 0, /* not needed by any scheduled step or output */
     OT_VAL_CONST,      /* initializer or folded constant: data fixed at plan time */
     OT_VAL_INPUT,      /* fed by the caller on each run */
+    OT_VAL_PARAM,      /* a trainable initializer: data read from the graph on each run */
     OT_VAL_BUFFER,     /* produced by a step into the arena */
     OT_VAL_ALIAS,      /* a view step's output: same bytes as value `root` */
 } ot_val_kind;
@@ -37,6 +38,7 @@ struct ot_plan {
     ot_plan_step *steps;
     int n_steps;
     void **attrs;          /* parsed attributes per node (owned), also of folded nodes */
+    char *value_bound;     /* per value: a graph input bound by value at plan time */
     unsigned char *arena;
     ot_plan_stats stats;
     int profile;           /* OT_PROFILE set: print per-op time after each run */

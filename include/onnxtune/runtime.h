@@ -23,8 +23,10 @@ typedef struct ot_plan_stats {
     int n_views;           /* nodes that became buffer aliases */
 } ot_plan_stats;
 
-/* Plans `g` for inputs shaped like `inputs[i]` (one per g->inputs[i], in order; only dtype
- * and shape are read). The graph must outlive the plan. Errors name the input or node. */
+/* Plans `g` for inputs shaped like `inputs[i]` (one per g->inputs[i], in order). Only dtype
+ * and shape are read, except for the rare inputs whose values decide shapes inside the
+ * model (a Reshape target fed as a graph input): those need data here, and every run must
+ * feed the same values. The graph must outlive the plan. Errors name the input or node. */
 ot_status ot_plan_create(const ot_graph *g, const ot_tensor *const *inputs, ot_plan **out);
 void ot_plan_free(ot_plan *p);
 void ot_plan_get_stats(const ot_plan *p, ot_plan_stats *s);
@@ -36,6 +38,10 @@ ot_status ot_plan_run(ot_plan *p, const ot_tensor *const *inputs, ot_tensor *out
 
 /* With OT_PROFILE=1 set when the plan was made: time per op type over all runs, to stderr. */
 void ot_plan_print_profile(const ot_plan *p);
+
+/* The planned dtype and shape of every graph value (data NULL; ndim -1 for values the plan
+ * never inferred, e.g. dead branches): meta[v] for v < g->n_values at plan time. */
+void ot_plan_value_meta(const ot_plan *p, ot_tensor *meta);
 
 /* Sets the CPU threads used by kernels and BLAS (0 = all cores). */
 void ot_set_threads(int n);

@@ -1,0 +1,130 @@
+/* elementwise.c — the elementwise op family: its registry table, the broadcasting driver
+ * every kernel of the family runs under, and the shared shape/dtype inference.
+ *
+ * Owns: Add Sub Mul Div Pow, Sqrt Reciprocal Neg Abs Exp Log Tanh Erf Sigmoid Relu, Equal
+ * Less Greater LessOrEqual GreaterOrEqual, Not And Or, Where, Cast, Max Min, Clip (default
+ * domain, opsets 13..21). The ops live in elementwise_{unary,binary,minmax,logic,cast}.c.
+ *
+ * Shapes: outputs have the numpy (multidirectional) broadcast shape of the inputs; unary ops
+ * and Clip keep their input's shape. Any dimension may be 0 (an empty output is a no-op).
+ * Accumulation rule: kernels write their outputs with `=`, never accumulate.
+ *
+ * The driver splits the output into chunks of whole or partial rows of the coalesced
+ * broadcast plan (ot_bcast), so same-shape, scalar and row-vector operands end in long
+ * contiguous segments; it goes parallel (OpenMP) only above a fixed amount of work so the
+ * small int64 shape arithmetic of exported graphs stays single-threaded. */
+#include "elementwise.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Work units (elements x cost) per chunk, and the total work above which chunks run in
+ * parallel. */
+#define EW_CHUNK_WORK 16384
+#define EW_MIN_CHUNK 1024
+#define EW_PAR_WORK 65536
+
+void ot_ew_apply(const ot_tensor *const *xs, int nx, ot_tensor *y, ot_ew_fn fn, const void *p, int cost) {
+    int64_t total = ot_tensor_numel(y);
+    if (total <= 0) return;
+    ot_bcast b;
+    ot_bcast_init(&b, nx, xs, y->ndim, y->dims);
+    size_t ysz = ot_dtype_size(y->dtype), xsz[OT_BCAST_MAX];
+    for (int k = 0; k < nx; k++) xsz[k] = ot_dtype_size(xs[k]->dtype);
+    int64_t chunk = EW_CHUNK_WORK / (cost > 0 ? cost : 1);
+    if (chunk < EW_MIN_CHUNK) chunk = EW_MIN_CHUNK;
+    int64_t nchunks = (total + chunk - 1) / chunk;
+    const ot_bcast *bp = &b;
+#pragma omp parallel for schedule(static) if (nchunks > 1 && total * cost > EW_PAR_WORK)
+    for (int64_t ci = 0; ci < nchunks; ci++) {
+        int64_t pos = ci * chunk, end = pos + chunk < total ? pos + chunk : total;
+        int64_t row = pos / bp->inner, j = pos % bp->inner;
+        while (pos < end) {
+            int64_t base[OT_BCAST_MAX];
+            const void *xp[OT_BCAST_MAX];
+            ot_bcast_row(bp, row, base);
+            int64_t len = bp->inner - j < end - pos ? bp->inner - j : end - pos;
+            for (int k = 0; k < nx; k++)
+                xp[k] = (const char *)xs[k]->data + (size_t)(base[k] + j * bp->inner_stride[k]) * xsz[k];
+            fn((char *)y->data + (size_t)pos * ysz, xp, bp->inner_stride, len, p);
+            pos += len;
+            row++;
+            j = 0;
+        }
+    }
+}
+
+ot_status ot_ew_check_dtype(const ot_op_ctx *c, int i, const ot_ew_fn *table) {
+    ot_dtype t = c->in[i]->dtype;
+    if ((int)t >= 0 && (int)t < OT_EW_NDT && table[t]) return OT_OK;
+    char list[256];
+    size_t k = 0;
+    list[0] = 0;
+    for (int d = 0; d < OT_EW_NDT && k < sizeof list; d++)
+        if (table[d])
+            k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", k ? ", " : "", ot_dtype_name((ot_dtype)d));
+    return ot_errorf(OT_E_UNSUPPORTED, "%s: input %d has dtype %s; supported: %s", ot_op_label(c), i,
+                     ot_dtype_name(t), list);
+}
+
+ot_status ot_ew_infer_unary(ot_op_ctx *c, const ot_ew_fn *table, ot_dtype dt) {
+    OT_TRY(ot_check_input(c, 0, OT_UNDEFINED));
+    if (table) OT_TRY(ot_ew_check_dtype(c, 0, table));
+    const ot_tensor *x = c->in[0];
+    return ot_set_out(c, 0, dt == OT_UNDEFINED ? x->dtype : dt, x->ndim, x->dims);
+}
+
+ot_status ot_ew_infer_bcast(ot_op_ctx *c, int first, int n, const ot_ew_fn *table, ot_dtype dt) {
+    for (int k = first; k < first + n; k++) {
+        OT_TRY(ot_check_input(c, k, OT_UNDEFINED));
+        if (k > first) OT_TRY(ot_check_same_dtype(c, first, k));
+    }
+    if (table) OT_TRY(ot_ew_check_dtype(c, first, table));
+    int ndim;
+    int64_t dims[OT_MAX_DIMS];
+    OT_TRY(ot_broadcast_shape(c, n, c->in + first, &ndim, dims));
+    return ot_set_out(c, 0, dt == OT_UNDEFINED ? c->in[first]->dtype : dt, ndim, dims);
+}
+
+/* One row per (op, opset range). All ops of the family are pure and foldable. */
+#define EW_OP(type, fn, lo, hi, nmin, nmax)                                                   \
+    {.domain = "", .op_type = type, .since = lo, .until = hi, .min_in = nmin, .max_in = nmax, \
+     .infer = ot_ew_##fn##_infer, .cpu = ot_ew_##fn##_cpu}
+#define EW_CAST(lo, hi, parse_fn)                                                         \
+    {.domain = "", .op_type = "Cast", .since = lo, .until = hi, .min_in = 1, .max_in = 1, \
+     .attr_size = sizeof(ot_cast_attr), .parse = parse_fn, .infer = ot_ew_cast_infer, .cpu = ot_ew_cast_cpu}
+
+const ot_op_def ot_ops_elementwise[] = {
+    EW_OP("Add", add, 13, 21, 2, 2),
+    EW_OP("Sub", sub, 13, 21, 2, 2),
+    EW_OP("Mul", mul, 13, 21, 2, 2),
+    EW_OP("Div", div, 13, 21, 2, 2),
+    EW_OP("Pow", pow, 13, 21, 2, 2),
+    EW_OP("Sqrt", sqrt, 13, 21, 1, 1),
+    EW_OP("Reciprocal", reciprocal, 13, 21, 1, 1),
+    EW_OP("Neg", neg, 13, 21, 1, 1),
+    EW_OP("Abs", abs, 13, 21, 1, 1),
+    EW_OP("Exp", exp, 13, 21, 1, 1),
+    EW_OP("Log", log, 13, 21, 1, 1),
+    EW_OP("Tanh", tanh, 13, 21, 1, 1),
+    EW_OP("Erf", erf, 13, 21, 1, 1),
+    EW_OP("Sigmoid", sigmoid, 13, 21, 1, 1),
+    EW_OP("Relu", relu, 13, 21, 1, 1),
+    EW_OP("Equal", equal, 13, 21, 2, 2),
+    EW_OP("Less", less, 13, 21, 2, 2),
+    EW_OP("Greater", greater, 13, 21, 2, 2),
+    EW_OP("LessOrEqual", less_equal, 13, 21, 2, 2),
+    EW_OP("GreaterOrEqual", greater_equal, 13, 21, 2, 2),
+    EW_OP("Not", not, 13, 21, 1, 1),
+    EW_OP("And", and, 13, 21, 2, 2),
+    EW_OP("Or", or, 13, 21, 2, 2),
+    EW_OP("Where", where, 13, 21, 3, 3),
+    EW_OP("Max", max, 13, 21, 1, -1),
+    EW_OP("Min", min, 13, 21, 1, -1),
+    EW_OP("Clip", clip, 13, 21, 1, 3),
+    /* Cast gained `saturate` at opset 19. */
+    EW_CAST(13, 18, ot_ew_cast13_parse),
+    EW_CAST(19, 21, ot_ew_cast19_parse),
+};
+
+const int ot_ops_elementwise_count = (int)(sizeof ot_ops_elementwise / sizeof ot_ops_elementwise[0]);
