@@ -16,6 +16,9 @@ static const struct {
 } commands[] = {
     {"inspect", ot_cmd_inspect, "show a model's inputs, outputs, parameters and ops"},
     {"infer", ot_cmd_infer, "run a model's forward pass on .npy inputs"},
+    {"train", ot_cmd_train, "fine-tune a model (LoRA or full) on a dataset"},
+    {"export", ot_cmd_export, "export a checkpoint as ONNX, safetensors or a PEFT adapter"},
+    {"run", ot_cmd_run, "train, then export: the whole pipeline in one command"},
 };
 
 static void usage(FILE *f) {

@@ -77,5 +77,10 @@ OT_OP_FAMILY(shape)       /* Reshape, Transpose, Concat, Slice, Gather, Expand, 
 OT_OP_FAMILY(linalg)      /* MatMul, Gemm, Einsum */
 OT_OP_FAMILY(nn)          /* Softmax, LogSoftmax, LayerNormalization, Gelu */
 OT_OP_FAMILY(reduce)      /* ReduceMean, ReduceSum, ReduceMax */
+/* Internal ops of domain "ai.onnxtune" that gradient builders and loss heads emit. */
+OT_OP_FAMILY(grad_tensor) /* ReduceSumTo, GatherGrad, SliceGrad, ... (broadcast and data-movement gradients) */
+OT_OP_FAMILY(grad_nn)     /* SoftmaxGrad, LayerNormGrad, GeluGrad, ... */
+OT_OP_FAMILY(loss)        /* CausalLMLoss, CrossEntropyLoss, MSELoss and their gradients */
+OT_OP_FAMILY(train)       /* TrainingDropout (LoRA dropout with recomputed masks) */
 
 #endif

@@ -101,6 +101,7 @@ static ot_status plan_node(ot_plan *p, int ni, int *foldable) {
         p->attrs[ni] = calloc(1, def->attr_size);
         if (!p->attrs[ni]) return ot_errorf(OT_E_NOMEM, "out of memory");
     }
+    p->attr_defs[ni] = def;
     if (def->parse) OT_TRY(def->parse(n, opset, p->attrs[ni]));
 
     const ot_tensor *in[64];
@@ -159,12 +160,15 @@ ot_status ot_plan_create(const ot_graph *g, const ot_tensor *const *inputs, ot_p
     if (!p) return ot_errorf(OT_E_NOMEM, "out of memory");
     p->g = g;
     p->vals = calloc((size_t)g->n_values + 1, sizeof *p->vals);
+    p->n_values = g->n_values;
+    p->n_nodes = g->n_nodes;
     p->attrs = calloc((size_t)g->n_nodes + 1, sizeof *p->attrs);
+    p->attr_defs = calloc((size_t)g->n_nodes + 1, sizeof *p->attr_defs);
     p->steps = calloc((size_t)g->n_nodes + 1, sizeof *p->steps);
     int *foldable = calloc((size_t)g->n_nodes + 1, sizeof(int));
     char *needed = calloc((size_t)g->n_values + 1, 1);
     ot_status st = OT_OK;
-    if (!p->vals || !p->attrs || !p->steps || !foldable || !needed) {
+    if (!p->vals || !p->attrs || !p->attr_defs || !p->steps || !foldable || !needed) {
         st = ot_errorf(OT_E_NOMEM, "out of memory planning the graph");
         goto fail;
     }
@@ -289,14 +293,13 @@ fail:
 
 void ot_plan_free(ot_plan *p) {
     if (!p) return;
-    for (int v = 0; p->vals && v < p->g->n_values; v++) ot_tensor_free(p->vals[v].folded);
-    for (int n = 0; p->attrs && n < p->g->n_nodes; n++) {
+    for (int v = 0; p->vals && v < p->n_values; v++) ot_tensor_free(p->vals[v].folded);
+    for (int n = 0; p->attrs && n < p->n_nodes; n++) {
         if (!p->attrs[n]) continue;
-        const ot_node *node = &p->g->nodes[n];
-        const ot_op_def *def = ot_op_find(node->domain, node->op_type, (int)ot_graph_opset(p->g, node->domain), NULL);
-        if (def && def->release) def->release(p->attrs[n]);
+        if (p->attr_defs[n]->release) p->attr_defs[n]->release(p->attrs[n]);
         free(p->attrs[n]);
     }
+    free(p->attr_defs);
     free(p->vals);
     free(p->value_bound);
     free(p->attrs);
@@ -309,7 +312,7 @@ void ot_plan_free(ot_plan *p) {
 void ot_plan_get_stats(const ot_plan *p, ot_plan_stats *s) { *s = p->stats; }
 
 void ot_plan_value_meta(const ot_plan *p, ot_tensor *meta) {
-    for (int v = 0; v < p->g->n_values; v++) {
+    for (int v = 0; v < p->n_values; v++) {
         meta[v] = p->vals[v].t;
         meta[v].data = NULL;
         meta[v].owned = 0;

@@ -37,7 +37,9 @@ struct ot_plan {
     ot_plan_val *vals;     /* one per graph value */
     ot_plan_step *steps;
     int n_steps;
+    int n_values, n_nodes; /* of the graph when planned: it may grow later (autodiff) */
     void **attrs;          /* parsed attributes per node (owned), also of folded nodes */
+    const ot_op_def **attr_defs; /* the entry that parsed attrs[n], for its release hook */
     char *value_bound;     /* per value: a graph input bound by value at plan time */
     unsigned char *arena;
     ot_plan_stats stats;

@@ -14,6 +14,10 @@ static const struct {
     {ot_ops_linalg, &ot_ops_linalg_count},
     {ot_ops_nn, &ot_ops_nn_count},
     {ot_ops_reduce, &ot_ops_reduce_count},
+    {ot_ops_grad_tensor, &ot_ops_grad_tensor_count},
+    {ot_ops_grad_nn, &ot_ops_grad_nn_count},
+    {ot_ops_loss, &ot_ops_loss_count},
+    {ot_ops_train, &ot_ops_train_count},
 };
 #define N_FAMILIES (int)(sizeof families / sizeof families[0])
 

@@ -26,7 +26,8 @@ typedef struct ot_plan_stats {
 /* Plans `g` for inputs shaped like `inputs[i]` (one per g->inputs[i], in order). Only dtype
  * and shape are read, except for the rare inputs whose values decide shapes inside the
  * model (a Reshape target fed as a graph input): those need data here, and every run must
- * feed the same values. The graph must outlive the plan. Errors name the input or node. */
+ * feed the same values. The graph must outlive the plan and not change while it lives.
+ * Errors name the input or node. */
 ot_status ot_plan_create(const ot_graph *g, const ot_tensor *const *inputs, ot_plan **out);
 void ot_plan_free(ot_plan *p);
 void ot_plan_get_stats(const ot_plan *p, ot_plan_stats *s);

@@ -1,0 +1,156 @@
+/* export_checkpoint.c — from a checkpoint to deployable files. Rebuilds the run's
+ * trainable graph from the configuration the checkpoint carries (same LoRA rewrite, same
+ * parameter names), loads the trained tensors into it, and hands merged weights to the
+ * exporter. The original model file is re-read, never modified. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnxtune/export.h"
+#include "trainer/checkpoint.h"
+#include "trainer/session.h"
+#include "trainer/train.h"
+
+static ot_status transpose2d(const ot_tensor *w, ot_tensor **out);
+
+/* W' for every adapted weight (LoRA), or every trained weight (full; plus the tied copy). */
+static ot_status weight_updates(const ot_session *s, ot_named_tensor **out, int *n_out, ot_tensor ***owned, int *n_owned) {
+    const ot_graph *g = s->g;
+    int cap = s->n_adapters + s->n_params + 1;
+    ot_named_tensor *u = calloc((size_t)cap, sizeof *u);
+    ot_tensor **own = calloc((size_t)cap, sizeof *own);
+    if (!u || !own) {
+        free(u), free(own);
+        return ot_errorf(OT_E_NOMEM, "out of memory");
+    }
+    int n = 0, k = 0;
+    ot_status st = OT_OK;
+    if (!s->cfg->full) {
+        for (int i = 0; st == OT_OK && i < s->n_adapters; i++) {
+            const ot_lora_adapter *ad = &s->adapters[i];
+            st = ot_lora_merge(g->values[ad->weight].init, ad->w_transposed, g->values[ad->a].init,
+                               g->values[ad->b].init, ad->scale, &own[k]);
+            if (st == OT_OK) u[n].name = g->values[ad->weight].name, u[n++].t = own[k++];
+        }
+    } else {
+        for (int i = 0; i < s->n_params; i++) u[n].name = s->params[i].name, u[n++].t = g->values[s->params[i].value].init;
+        if (s->tied_copy >= 0) { /* the transposed copy follows the trained embedding */
+            st = transpose2d(g->values[s->tied_source].init, &own[k]);
+            if (st == OT_OK) u[n].name = g->values[s->tied_copy].name, u[n++].t = own[k++];
+        }
+    }
+    *out = u, *n_out = n, *owned = own, *n_owned = k;
+    return st;
+}
+
+static ot_status export_peft(const ot_session *s, const char *out) {
+    ot_peft_adapter *a = calloc((size_t)s->n_adapters + 1, sizeof *a);
+    if (!a) return ot_errorf(OT_E_NOMEM, "out of memory");
+    for (int i = 0; i < s->n_adapters; i++) {
+        a[i].module = s->adapters[i].module;
+        a[i].a = s->g->values[s->adapters[i].a].init;
+        a[i].b = s->g->values[s->adapters[i].b].init;
+    }
+    const ot_train_config *c = s->cfg;
+    ot_peft_config pc = {(int)c->lora_r, (float)c->lora_alpha, (float)c->lora_dropout, c->lora_rslora,
+                         (const char *const *)c->lora_targets.v, c->lora_targets.n, c->model,
+                         !strcmp(c->loss, "causal-lm") ? "CAUSAL_LM" : !strcmp(c->loss, "cross-entropy") ? "SEQ_CLS" : NULL};
+    ot_status st = ot_export_peft(out, a, s->n_adapters, &pc);
+    free(a);
+    return st;
+}
+
+/* A new tensor holding the 2-D transpose of w (any dtype). */
+static ot_status transpose2d(const ot_tensor *w, ot_tensor **out) {
+    int64_t dims[2] = {w->dims[1], w->dims[0]};
+    OT_TRY(ot_tensor_new(out, w->dtype, 2, dims));
+    size_t es = ot_dtype_size(w->dtype);
+    for (int64_t r = 0; r < w->dims[0]; r++)
+        for (int64_t c = 0; c < w->dims[1]; c++)
+            memcpy((char *)(*out)->data + (size_t)(c * w->dims[0] + r) * es,
+                   (const char *)w->data + (size_t)(r * w->dims[1] + c) * es, es);
+    return OT_OK;
+}
+
+/* Merged (LoRA) or trained (full) weights and every other model weight: linear layers
+ * under "<module>.weight" in PyTorch's nn.Linear layout ([out, in]), the rest under their
+ * initializer names. */
+static ot_status export_safetensors(const ot_session *s, const ot_named_tensor *u, int n_u, const char *out) {
+    const ot_graph *g = s->g;
+    ot_linear *lin;
+    int n_lin;
+    OT_TRY(ot_find_linears(g, &lin, &n_lin));
+    ot_named_tensor *t = calloc((size_t)g->n_values + 1, sizeof *t);
+    char **names = calloc((size_t)g->n_values + 1, sizeof *names);
+    ot_tensor **own = calloc((size_t)g->n_values + 1, sizeof *own);
+    int n = 0;
+    ot_status st = t && names && own ? OT_OK : ot_errorf(OT_E_NOMEM, "out of memory");
+    for (int v = 0; st == OT_OK && v < g->n_values; v++) {
+        const ot_value *val = &g->values[v];
+        if (!val->init || v == s->tied_copy || !ot_safetensors_dtype_name(val->init->dtype)) continue;
+        if ((val->is_param && !s->cfg->full) || !strncmp(val->name, "ot.", 3) || strstr(val->name, "/lora/"))
+            continue; /* LoRA factors are merged; the rest is onnxtune's own */
+        const ot_tensor *w = val->init;
+        for (int i = 0; i < n_u; i++)
+            if (!strcmp(u[i].name, val->name)) w = u[i].t;
+        const ot_linear *li = NULL;
+        for (int i = 0; i < n_lin; i++)
+            if (lin[i].weight == v) li = &lin[i];
+        if (li && asprintf(&names[n], "%s.weight", li->module) < 0) names[n] = NULL;
+        if (!li) names[n] = strdup(val->name);
+        if (!names[n]) st = ot_errorf(OT_E_NOMEM, "out of memory");
+        if (st == OT_OK && li && !li->w_transposed) { /* stored [in, out]: write [out, in] */
+            st = transpose2d(w, &own[n]);
+            w = own[n];
+        }
+        t[n].name = names[n];
+        t[n].t = w;
+        n++;
+    }
+    const char *meta[4] = {"format", "pt", "base_model", s->cfg->model};
+    if (st == OT_OK) st = ot_safetensors_write(out, t, n, meta, 2);
+    for (int i = 0; i < n; i++) free(names[i]), ot_tensor_free(own[i]);
+    free(names), free(own), free(t);
+    ot_linears_free(lin, n_lin);
+    return st;
+}
+
+ot_status ot_export_checkpoint(const char *checkpoint, const char *format, const char *out) {
+    ot_checkpoint *ck;
+    OT_TRY(ot_checkpoint_open(checkpoint, &ck));
+    ot_train_config cfg;
+    ot_config_defaults(&cfg);
+    ot_session s;
+    memset(&s, 0, sizeof s);
+    ot_named_tensor *u = NULL;
+    ot_tensor **own = NULL;
+    int n_u = 0, n_own = 0;
+    const cJSON *saved = cJSON_GetObjectItemCaseSensitive(ot_checkpoint_state(ck), "config");
+    ot_status st = ot_config_apply_json(&cfg, saved, "checkpoint config");
+    if (st == OT_OK && !cfg.model) st = ot_errorf(OT_E_INVALID, "checkpoint '%s' names no model", checkpoint);
+    if (st == OT_OK) st = ot_session_build_params(&s, &cfg);
+    for (int i = 0; st == OT_OK && i < s.n_params; i++) {
+        const ot_tensor *x = ot_checkpoint_tensor(ck, "trainable", s.params[i].name);
+        if (!x || x->dtype != OT_F32 || ot_tensor_numel(x) != s.params[i].numel)
+            st = ot_errorf(OT_E_INVALID, "checkpoint '%s': trainable tensor '%s' is missing or has the wrong shape",
+                           ot_checkpoint_dir(ck), s.params[i].name);
+        else
+            memcpy(s.params[i].data, x->data, (size_t)s.params[i].numel * sizeof(float));
+    }
+    if (st == OT_OK && !strcmp(format, "peft")) {
+        st = cfg.full ? ot_errorf(OT_E_INVALID, "--format peft needs a LoRA checkpoint; this one is full fine-tuning")
+                      : export_peft(&s, out);
+    } else if (st == OT_OK && (!strcmp(format, "onnx") || !strcmp(format, "safetensors"))) {
+        st = weight_updates(&s, &u, &n_u, &own, &n_own);
+        if (st == OT_OK)
+            st = !strcmp(format, "onnx") ? ot_export_onnx(cfg.model, u, n_u, out) : export_safetensors(&s, u, n_u, out);
+    } else if (st == OT_OK) {
+        st = ot_errorf(OT_E_INVALID, "unknown export format '%s' (onnx, safetensors, peft)", format);
+    }
+    for (int i = 0; i < n_own; i++) ot_tensor_free(own[i]);
+    free(own), free(u);
+    ot_session_free(&s);
+    ot_config_free(&cfg);
+    ot_checkpoint_close(ck);
+    return st;
+}

@@ -1,0 +1,62 @@
+/* session.h — a training session: the model turned into a trainable graph (LoRA adapters
+ * or unfrozen weights as parameters, a loss head, the backward graph) and its plan.
+ *
+ * Invariants: every parameter is an f32 initializer marked is_param whose data the session
+ * owns (copied out of the read-only model) and the optimizer updates in place; the plan's
+ * outputs are [loss, d loss / d param_0, ...] in parameter order. */
+#ifndef OT_SESSION_H
+#define OT_SESSION_H
+
+#include "onnxtune/runtime.h"
+#include "trainer/config.h"
+#include "trainer/data.h"
+#include "trainer/lora.h"
+
+typedef struct ot_param {
+    int value;        /* graph value (is_param) */
+    const char *name; /* the value's name (owned by the graph) */
+    float *data;      /* = g->values[value].init->data */
+    int64_t numel;
+    int grad_output;  /* index into the plan's outputs */
+} ot_param;
+
+/* A graph input and where its data comes from on each step. */
+typedef struct ot_feed {
+    int value;
+    int source;       /* index into the batch, or -1 for the dropout seed */
+    ot_tensor t;      /* planned dtype/shape; data set per step */
+    ot_tensor *conv;  /* conversion buffer when the batch dtype differs */
+} ot_feed;
+
+typedef struct ot_session {
+    const ot_train_config *cfg;
+    ot_graph *g;
+    ot_lora_adapter *adapters;
+    int n_adapters;
+    ot_param *params;
+    int n_params;
+    int loss;          /* loss value */
+    ot_plan *plan;
+    ot_tensor *outs;   /* the plan's outputs after a step */
+    ot_feed *feeds;    /* one per graph input, in g->inputs order */
+    int n_feeds;
+    int64_t dropout_seed;
+    /* full fine-tuning: a weight stored twice by the exporter (embedding and its transpose
+     * for the tied output head) trains as one; the transposed copy is rebuilt at export. */
+    int tied_source, tied_copy; /* value indices, -1 when none */
+} ot_session;
+
+/* Loads the model, makes parameters (LoRA or full), attaches the loss head, differentiates,
+ * and plans for the shapes of `example` (a batch as the data gives it). */
+ot_status ot_session_build(ot_session *s, const ot_train_config *cfg, const ot_batch *example);
+/* Like build, without loss, autodiff or plan: the trainable graph only (for export). */
+ot_status ot_session_build_params(ot_session *s, const ot_train_config *cfg);
+void ot_session_free(ot_session *s);
+
+/* Runs forward + backward on one batch. *loss receives the loss; gradients are read with
+ * ot_session_grad. */
+ot_status ot_session_step(ot_session *s, const ot_batch *b, int64_t dropout_seed, double *loss);
+/* The gradient of parameter i from the last step (f32, valid until the next step). */
+const float *ot_session_grad(const ot_session *s, int i);
+
+#endif

@@ -1,0 +1,249 @@
+/* train.c — the training loop: batches from the data cursor, forward+backward through the
+ * session, gradient accumulation, clipping, AdamW, logging, checkpoints and resume.
+ *
+ * Determinism: everything a step computes is a function of (config, step, cursor, weights,
+ * optimizer state), and dropout seeds derive from (seed, step, micro-step); so a run
+ * resumed from the checkpoint of step k reproduces an uninterrupted run bit for bit on the
+ * same machine and thread count. */
+#include "trainer/train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "onnxtune/runtime.h"
+#include "trainer/adamw.h"
+#include "trainer/checkpoint.h"
+#include "trainer/data.h"
+#include "trainer/rng.h"
+#include "trainer/session.h"
+
+double ot_lr_at(const ot_train_config *c, int64_t step, int64_t total) {
+    if (step < c->warmup_steps) return c->lr * (double)step / (double)(c->warmup_steps > 0 ? c->warmup_steps : 1);
+    if (!strcmp(c->lr_schedule, "constant")) return c->lr;
+    double span = (double)(total - c->warmup_steps);
+    if (span <= 0) return c->lr;
+    double progress = (double)(step - c->warmup_steps) / span;
+    if (!strcmp(c->lr_schedule, "linear")) return c->lr * fmax(0.0, 1.0 - progress);
+    return c->lr * fmax(0.0, 0.5 * (1.0 + cos(M_PI * progress))); /* cosine, half a period */
+}
+
+typedef struct {
+    FILE *log;
+    int tty;
+    double t0;
+} reporter;
+
+static void report(reporter *r, int64_t step, int64_t total, double loss, double lr, double norm, double tokens,
+                   double tok_s, double elapsed) {
+    if (r->log) {
+        fprintf(r->log,
+                "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens\": %.0f, "
+                "\"tokens_per_s\": %.1f, \"elapsed_s\": %.3f}\n",
+                (long long)step, loss, lr, norm, tokens, tok_s, elapsed);
+        fflush(r->log);
+    }
+    double eta = step ? elapsed / (double)step * (double)(total - step) : 0;
+    if (r->tty) {
+        int width = 24, fill = total ? (int)(width * step / total) : width;
+        char bar[32];
+        for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
+        bar[width] = '\0';
+        fprintf(stderr, "\rstep %lld/%lld [%s] loss %.4f  %.0f tok/s  ETA %02d:%02d ", (long long)step,
+                (long long)total, bar, loss, tok_s, (int)(eta / 60), (int)fmod(eta, 60));
+        if (step == total) fputc('\n', stderr);
+    } else if (step == 1 || step == total || step % (total / 20 > 0 ? total / 20 : 1) == 0) {
+        fprintf(stderr, "step %lld/%lld loss %.4f lr %.3g grad_norm %.3g %.0f tok/s\n", (long long)step,
+                (long long)total, loss, lr, norm, tok_s);
+    }
+}
+
+static ot_status ensure_dir(const char *dir) {
+    if (mkdir(dir, 0755) == 0 || errno == EEXIST) {
+        struct stat st;
+        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && access(dir, W_OK) == 0) return OT_OK;
+        return ot_errorf(OT_E_IO, "output directory '%s' is not a writable directory", dir);
+    }
+    return ot_errorf(OT_E_IO, "cannot create output directory '%s': %s", dir, strerror(errno));
+}
+
+typedef struct {
+    ot_session s;
+    ot_adamw opt;
+    float **grads;   /* accumulated gradient per parameter */
+    float **params;
+    int64_t *sizes;
+} trainer;
+
+static ot_status save(trainer *t, const ot_train_config *cfg, int64_t step, int64_t cursor, double tokens) {
+    int n = t->s.n_params;
+    ot_named_tensor *w = calloc((size_t)n * 3, sizeof *w);
+    ot_tensor *views = calloc((size_t)n * 2, sizeof *views);
+    if (!w || !views) {
+        free(w), free(views);
+        return ot_errorf(OT_E_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        const ot_tensor *p = t->s.g->values[t->s.params[i].value].init;
+        w[i].name = t->s.params[i].name;
+        w[i].t = p;
+        views[2 * i] = *p, views[2 * i].data = t->opt.m + t->opt.offset[i], views[2 * i].owned = 0;
+        views[2 * i + 1] = *p, views[2 * i + 1].data = t->opt.v + t->opt.offset[i], views[2 * i + 1].owned = 0;
+        w[n + i].name = w[2 * n + i].name = t->s.params[i].name;
+        w[n + i].t = &views[2 * i];
+        w[2 * n + i].t = &views[2 * i + 1];
+    }
+    ot_ckpt_group groups[3] = {{"trainable", w, n}, {"adam_m", w + n, n}, {"adam_v", w + 2 * n, n}};
+    cJSON *state = cJSON_CreateObject();
+    cJSON_AddItemToObject(state, "config", ot_config_to_json(cfg));
+    cJSON_AddNumberToObject(state, "step", (double)step);
+    cJSON_AddNumberToObject(state, "cursor", (double)cursor);
+    cJSON_AddNumberToObject(state, "optimizer_step", (double)t->opt.step);
+    cJSON_AddNumberToObject(state, "tokens", tokens);
+    ot_status st = ot_checkpoint_save(cfg->out, step, state, groups, 3, NULL);
+    cJSON_Delete(state);
+    free(w), free(views);
+    return st;
+}
+
+/* Options that must agree between a checkpoint and the run resuming it. */
+static ot_status check_resumable(const cJSON *saved, const ot_train_config *cfg) {
+    static const char *keys[] = {"full", "lora_r", "lora_alpha", "lora_targets", "lora_rslora", "loss", "seq_len",
+                                 "batch_size", "micro_batch_size", "grad_accum", "seed", "shuffle", "pack"};
+    cJSON *now = ot_config_to_json(cfg);
+    ot_status st = OT_OK;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0] && st == OT_OK; i++) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(saved, keys[i]), *b = cJSON_GetObjectItemCaseSensitive(now, keys[i]);
+        if (!a || !cJSON_Compare(a, b, 1))
+            st = ot_errorf(OT_E_INVALID, "--resume: option '%s' differs from the checkpoint's", keys[i]);
+    }
+    cJSON_Delete(now);
+    return st;
+}
+
+static ot_status restore(trainer *t, const ot_train_config *cfg, int64_t *step, int64_t *cursor, double *tokens) {
+    ot_checkpoint *ck;
+    OT_TRY(ot_checkpoint_open(cfg->resume, &ck));
+    const cJSON *state = ot_checkpoint_state(ck);
+    const cJSON *saved = cJSON_GetObjectItemCaseSensitive(state, "config");
+    ot_status st = check_resumable(saved, cfg);
+    const char *groups[3] = {"trainable", "adam_m", "adam_v"};
+    for (int i = 0; st == OT_OK && i < t->s.n_params; i++) {
+        float *dst[3] = {t->params[i], t->opt.m + t->opt.offset[i], t->opt.v + t->opt.offset[i]};
+        for (int k = 0; k < 3 && st == OT_OK; k++) {
+            const ot_tensor *x = ot_checkpoint_tensor(ck, groups[k], t->s.params[i].name);
+            if (!x || x->dtype != OT_F32 || ot_tensor_numel(x) != t->s.params[i].numel)
+                st = ot_errorf(OT_E_INVALID, "checkpoint '%s': %s tensor '%s' is missing or has the wrong shape",
+                               ot_checkpoint_dir(ck), groups[k], t->s.params[i].name);
+            else
+                memcpy(dst[k], x->data, (size_t)t->s.params[i].numel * sizeof(float));
+        }
+    }
+    if (st == OT_OK) {
+        *step = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(state, "step"));
+        *cursor = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(state, "cursor"));
+        *tokens = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(state, "tokens"));
+        t->opt.step = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(state, "optimizer_step"));
+        fprintf(stderr, "resumed from %s at step %lld\n", ot_checkpoint_dir(ck), (long long)*step);
+    }
+    ot_checkpoint_close(ck);
+    return st;
+}
+
+static int64_t dropout_seed(int64_t seed, int64_t step, int64_t micro) {
+    uint64_t x = (uint64_t)seed ^ ((uint64_t)step << 20) ^ (uint64_t)micro;
+    return (int64_t)(ot_splitmix64(&x) >> 1);
+}
+
+ot_status ot_train(const ot_train_config *cfg) {
+    ot_set_threads((int)cfg->threads);
+    OT_TRY(ensure_dir(cfg->out));
+    ot_data_opts dopts = {(int)cfg->seq_len, cfg->pack, cfg->shuffle, (uint64_t)cfg->seed, 0};
+    ot_dataset *ds;
+    OT_TRY(ot_dataset_open(cfg->data, &dopts, &ds));
+    trainer t;
+    memset(&t, 0, sizeof t);
+    ot_batch batch = {0};
+    reporter rep = {NULL, isatty(2), omp_get_wtime()};
+    int64_t mb = cfg->micro_batch_size, accum = cfg->grad_accum;
+    int64_t total = cfg->steps ? cfg->steps : (cfg->epochs * ot_dataset_len(ds) + cfg->batch_size - 1) / cfg->batch_size;
+    int64_t step = 0, cursor = 0;
+    double tokens_total = 0;
+    ot_status st = ot_dataset_batch(ds, 0, (int)mb, &batch);
+    if (st == OT_OK) st = ot_session_build(&t.s, cfg, &batch);
+    int n = t.s.n_params;
+    if (st == OT_OK) {
+        t.grads = calloc((size_t)n, sizeof *t.grads);
+        t.params = calloc((size_t)n, sizeof *t.params);
+        t.sizes = calloc((size_t)n, sizeof *t.sizes);
+        if (!t.grads || !t.params || !t.sizes) st = ot_errorf(OT_E_NOMEM, "out of memory");
+    }
+    for (int i = 0; st == OT_OK && i < n; i++) {
+        t.params[i] = t.s.params[i].data;
+        t.sizes[i] = t.s.params[i].numel;
+        if (!(t.grads[i] = malloc((size_t)t.sizes[i] * sizeof(float)))) st = ot_errorf(OT_E_NOMEM, "out of memory");
+    }
+    ot_adamw_hparams h = {(float)cfg->adam_beta1, (float)cfg->adam_beta2, (float)cfg->adam_eps, (float)cfg->weight_decay};
+    if (st == OT_OK) st = ot_adamw_init(&t.opt, &h, t.sizes, n);
+    if (st == OT_OK && cfg->resume) st = restore(&t, cfg, &step, &cursor, &tokens_total);
+    if (st == OT_OK && cfg->log_json && !(rep.log = fopen(cfg->log_json, "a")))
+        st = ot_errorf(OT_E_IO, "cannot open --log-json '%s': %s", cfg->log_json, strerror(errno));
+    int64_t trainable = 0;
+    for (int i = 0; i < n; i++) trainable += t.sizes[i];
+    if (st == OT_OK)
+        fprintf(stderr, "training %lld parameters in %d tensors (%s), %lld steps of %lld samples (%lld x %lld)\n",
+                (long long)trainable, n, cfg->full ? "full" : "LoRA", (long long)total, (long long)cfg->batch_size,
+                (long long)mb, (long long)accum);
+    double t_start = omp_get_wtime(), tokens_run = 0;
+    for (; st == OT_OK && step < total; step++) {
+        double loss_sum = 0, tokens = 0;
+        for (int64_t micro = 0; micro < accum && st == OT_OK; micro++) {
+            double loss;
+            st = ot_dataset_batch(ds, cursor, (int)mb, &batch);
+            if (st == OT_OK) st = ot_session_step(&t.s, &batch, dropout_seed(cfg->seed, step, micro), &loss);
+            if (st != OT_OK) break;
+            cursor += mb;
+            loss_sum += loss;
+            tokens += (double)batch.tokens;
+            for (int i = 0; i < n; i++) {
+                const float *g = ot_session_grad(&t.s, i);
+                if (micro == 0) memcpy(t.grads[i], g, (size_t)t.sizes[i] * sizeof(float));
+                else
+                    for (int64_t k = 0; k < t.sizes[i]; k++) t.grads[i][k] += g[k];
+            }
+        }
+        if (st != OT_OK) break;
+        if (accum > 1) ot_grads_scale(t.grads, t.sizes, n, 1.0f / (float)accum);
+        double norm = ot_grad_global_norm((const float *const *)t.grads, t.sizes, n);
+        if (!isfinite(norm) || !isfinite(loss_sum)) {
+            st = ot_errorf(OT_E_INVALID, "step %lld: the loss or gradients are not finite (loss %g, grad norm %g); "
+                           "lower --lr or check the data", (long long)step + 1, loss_sum / (double)accum, norm);
+            break;
+        }
+        if (cfg->max_grad_norm > 0 && norm > cfg->max_grad_norm) /* torch.nn.utils.clip_grad_norm_ */
+            ot_grads_scale(t.grads, t.sizes, n, (float)(cfg->max_grad_norm / (norm + 1e-6)));
+        double lr = ot_lr_at(cfg, step, total);
+        ot_adamw_step(&t.opt, t.params, (const float *const *)t.grads, (float)lr);
+        tokens_total += tokens;
+        tokens_run += tokens; /* throughput counts this process's steps only */
+        double elapsed = omp_get_wtime() - t_start;
+        report(&rep, step + 1, total, loss_sum / (double)accum, lr, norm, tokens_total,
+               elapsed > 0 ? tokens_run / elapsed : 0, omp_get_wtime() - rep.t0);
+        if (cfg->save_every && (step + 1) % cfg->save_every == 0 && step + 1 < total)
+            st = save(&t, cfg, step + 1, cursor, tokens_total);
+    }
+    if (st == OT_OK) st = save(&t, cfg, step, cursor, tokens_total);
+    if (rep.log) fclose(rep.log);
+    ot_batch_free(&batch);
+    for (int i = 0; t.grads && i < n; i++) free(t.grads[i]);
+    free(t.grads), free(t.params), free(t.sizes);
+    ot_adamw_free(&t.opt);
+    ot_session_free(&t.s);
+    ot_dataset_close(ds);
+    return st;
+}
