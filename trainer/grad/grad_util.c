@@ -73,7 +73,7 @@ static ot_status new_attr(ot_grad_ctx *c, int node, const char *name, ot_attr **
 }
 
 ot_status ot_gb_attr_int(ot_grad_ctx *c, int node, const char *name, int64_t v) {
-    ot_attr *a;
+    ot_attr *a = NULL;
     OT_TRY(new_attr(c, node, name, &a));
     a->type = OT_ATTR_INT;
     a->i = v;
@@ -81,7 +81,7 @@ ot_status ot_gb_attr_int(ot_grad_ctx *c, int node, const char *name, int64_t v) 
 }
 
 ot_status ot_gb_attr_float(ot_grad_ctx *c, int node, const char *name, float v) {
-    ot_attr *a;
+    ot_attr *a = NULL;
     OT_TRY(new_attr(c, node, name, &a));
     a->type = OT_ATTR_FLOAT;
     a->f = v;
@@ -89,7 +89,7 @@ ot_status ot_gb_attr_float(ot_grad_ctx *c, int node, const char *name, float v) 
 }
 
 ot_status ot_gb_attr_ints(ot_grad_ctx *c, int node, const char *name, const int64_t *v, int n) {
-    ot_attr *a;
+    ot_attr *a = NULL;
     OT_TRY(new_attr(c, node, name, &a));
     a->type = OT_ATTR_INTS;
     a->ints = malloc((size_t)(n ? n : 1) * sizeof *v);
@@ -100,7 +100,7 @@ ot_status ot_gb_attr_ints(ot_grad_ctx *c, int node, const char *name, const int6
 }
 
 ot_status ot_gb_attr_string(ot_grad_ctx *c, int node, const char *name, const char *v) {
-    ot_attr *a;
+    ot_attr *a = NULL;
     OT_TRY(new_attr(c, node, name, &a));
     a->type = OT_ATTR_STRING;
     a->s = strdup(v);
@@ -111,7 +111,7 @@ ot_status ot_gb_copy_attrs(ot_grad_ctx *c, int node) {
     int fwd = c->node;
     for (int i = 0; i < c->g->nodes[fwd].n_attrs; i++) {
         const ot_attr *src = &c->g->nodes[fwd].attrs[i];
-        ot_attr *a;
+        ot_attr *a = NULL;
         OT_TRY(new_attr(c, node, src->name, &a));
         src = &c->g->nodes[fwd].attrs[i]; /* fwd != node, but keep it obviously safe */
         a->type = src->type;
