@@ -104,9 +104,9 @@ static ot_status read_attr(ot_onnx_model *m, const ot_node *n, const Onnx__Attri
 }
 
 static ot_status read_node(ot_onnx_model *m, ot_graph *g, const Onnx__NodeProto *np) {
-    int in[64], out[64];
-    if (np->n_input > 64 || np->n_output > 64)
-        return ot_errorf(OT_E_UNSUPPORTED, "%s node '%s' has more than 64 inputs or outputs", np->op_type ? np->op_type : "?",
+    int in[256], out[256];
+    if (np->n_input > 256 || np->n_output > 256)
+        return ot_errorf(OT_E_UNSUPPORTED, "%s node '%s' has more than 256 inputs or outputs", np->op_type ? np->op_type : "?",
                          np->name ? np->name : "");
     if (!np->op_type || !np->op_type[0]) return ot_errorf(OT_E_FORMAT, "node '%s' has no op_type", np->name ? np->name : "");
     for (size_t i = 0; i < np->n_input; i++) {

@@ -76,8 +76,8 @@ ot_status ot_plan_run(ot_plan *p, const ot_tensor *const *inputs, ot_tensor *out
         const ot_plan_step *step = &p->steps[s];
         if (step->view) continue;
         const ot_node *n = &g->nodes[step->node];
-        const ot_tensor *in[64];
-        ot_tensor *out[64];
+        const ot_tensor *in[OT_MAX_NODE_IO]; /* the planner refused wider nodes */
+        ot_tensor *out[OT_MAX_NODE_IO];
         for (int k = 0; k < n->n_in; k++) in[k] = n->in[k] >= 0 ? &p->vals[n->in[k]].t : NULL;
         for (int k = 0; k < n->n_out; k++) out[k] = n->out[k] >= 0 ? &p->vals[n->out[k]].t : NULL;
         ot_op_ctx c = {g, n, step->attr, step->opset, n->n_in, n->n_out, in, out};

@@ -94,6 +94,9 @@ static ot_status plan_node(ot_plan *p, int ni, int *foldable) {
         return ot_errorf(OT_E_UNSUPPORTED, "%s: unknown op '%s' (domain '%s', opset %d)", ot_node_label(g, n), n->op_type,
                          n->domain[0] ? n->domain : "ai.onnx", opset);
     }
+    if (n->n_in > OT_MAX_NODE_IO || n->n_out > OT_MAX_NODE_IO)
+        return ot_errorf(OT_E_UNSUPPORTED, "%s: %d inputs and %d outputs; at most %d of each are supported",
+                         ot_node_label(g, n), n->n_in, n->n_out, OT_MAX_NODE_IO);
     if (n->n_in < def->min_in || (def->max_in >= 0 && n->n_in > def->max_in))
         return ot_errorf(OT_E_INVALID, "%s: has %d inputs, the op takes %d to %d", ot_node_label(g, n), n->n_in,
                          def->min_in, def->max_in);
@@ -104,8 +107,8 @@ static ot_status plan_node(ot_plan *p, int ni, int *foldable) {
     p->attr_defs[ni] = def;
     if (def->parse) OT_TRY(def->parse(n, opset, p->attrs[ni]));
 
-    const ot_tensor *in[64];
-    ot_tensor *out[64];
+    const ot_tensor *in[OT_MAX_NODE_IO];
+    ot_tensor *out[OT_MAX_NODE_IO];
     int all_const = 1;
     for (int k = 0; k < n->n_in; k++) {
         int v = n->in[k];

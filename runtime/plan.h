@@ -6,6 +6,10 @@
 #include "onnxtune/runtime.h"
 #include "runtime/op.h"
 
+/* Inputs or outputs of one node the planner accepts (a Concat of 256 pieces is the widest
+ * real exports produce). */
+#define OT_MAX_NODE_IO 256
+
 typedef enum {
     OT_VAL_UNUSED = 0, /* not needed by any scheduled step or output */
     OT_VAL_CONST,      /* initializer or folded constant: data fixed at plan time */

@@ -30,26 +30,26 @@ typedef struct gc_input {
 typedef void (*gc_attrs_fn)(ot_graph *g, int node);
 
 static uint64_t gc_rng = 0x9e3779b97f4a7c15ull;
-static double gc_uniform(void) { /* xorshift64*, in [-1, 1) */
+static inline double gc_uniform(void) { /* xorshift64*, in [-1, 1) */
     gc_rng ^= gc_rng >> 12, gc_rng ^= gc_rng << 25, gc_rng ^= gc_rng >> 27;
     return (double)((gc_rng * 2685821657736338717ull) >> 11) / 9007199254740992.0 * 2 - 1;
 }
 
 /* Random f64 tensor in [-scale, scale). Owned; free with ot_tensor_free. */
-static ot_tensor *gc_random(int ndim, const int64_t *dims, double scale) {
+static inline ot_tensor *gc_random(int ndim, const int64_t *dims, double scale) {
     ot_tensor *t;
     if (ot_tensor_new(&t, OT_F64, ndim, dims) != OT_OK) abort();
     for (int64_t i = 0; i < ot_tensor_numel(t); i++) ((double *)t->data)[i] = scale * gc_uniform();
     return t;
 }
 
-static int gc_value(ot_graph *g, const char *name) {
+static inline int gc_value(ot_graph *g, const char *name) {
     int v;
     if (ot_graph_value(g, name, &v) != OT_OK) abort();
     return v;
 }
 
-static void gc_set_init(ot_graph *g, int v, ot_tensor *t) {
+static inline void gc_set_init(ot_graph *g, int v, ot_tensor *t) {
     ot_value *val = &g->values[v];
     val->init = t;
     val->dtype = t->dtype;
@@ -57,35 +57,35 @@ static void gc_set_init(ot_graph *g, int v, ot_tensor *t) {
     memcpy(val->dims, t->dims, sizeof val->dims);
 }
 
-static void gc_node_attr(ot_graph *g, int node, ot_attr a) {
+static inline void gc_node_attr(ot_graph *g, int node, ot_attr a) {
     ot_node *n = &g->nodes[node];
     n->attrs = realloc(n->attrs, (size_t)(n->n_attrs + 1) * sizeof *n->attrs);
     n->attrs[n->n_attrs++] = a;
 }
-static void gc_attr_int(ot_graph *g, int node, const char *name, int64_t v) {
+static inline void gc_attr_int(ot_graph *g, int node, const char *name, int64_t v) {
     ot_attr a = {0};
     a.name = strdup(name), a.type = OT_ATTR_INT, a.i = v;
     gc_node_attr(g, node, a);
 }
-static void gc_attr_float(ot_graph *g, int node, const char *name, float v) {
+static inline void gc_attr_float(ot_graph *g, int node, const char *name, float v) {
     ot_attr a = {0};
     a.name = strdup(name), a.type = OT_ATTR_FLOAT, a.f = v;
     gc_node_attr(g, node, a);
 }
-static void gc_attr_ints(ot_graph *g, int node, const char *name, const int64_t *v, int n) {
+static inline void gc_attr_ints(ot_graph *g, int node, const char *name, const int64_t *v, int n) {
     ot_attr a = {0};
     a.name = strdup(name), a.type = OT_ATTR_INTS, a.n = n;
     a.ints = malloc((size_t)(n ? n : 1) * sizeof *v);
     if (n) memcpy(a.ints, v, (size_t)n * sizeof *v);
     gc_node_attr(g, node, a);
 }
-static void gc_attr_string(ot_graph *g, int node, const char *name, const char *v) {
+static inline void gc_attr_string(ot_graph *g, int node, const char *name, const char *v) {
     ot_attr a = {0};
     a.name = strdup(name), a.type = OT_ATTR_STRING, a.s = strdup(v);
     gc_node_attr(g, node, a);
 }
 
-static double gc_run_loss(ot_plan *p, const ot_graph *g, ot_tensor *outs) {
+static inline double gc_run_loss(ot_plan *p, const ot_graph *g, ot_tensor *outs) {
     if (ot_plan_run(p, NULL, outs) != OT_OK) {
         fprintf(stderr, "gradcheck: run failed: %s\n", ot_last_error());
         return NAN;
@@ -96,7 +96,7 @@ static double gc_run_loss(ot_plan *p, const ot_graph *g, ot_tensor *outs) {
 
 /* Returns the number of failing elements (0 = pass); -1 when the graph cannot be built,
  * planned or differentiated (the message is printed). */
-static int gc_check(const char *op, const char *domain, int opset, const gc_input *inputs, int n_in, int n_out,
+static inline int gc_check(const char *op, const char *domain, int opset, const gc_input *inputs, int n_in, int n_out,
                     gc_attrs_fn attrs, double tol) {
     ot_graph *g;
     if (ot_graph_new(&g) != OT_OK) abort();
