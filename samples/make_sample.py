@@ -28,11 +28,27 @@ CONFIG = dict(vocab=512, d=128, heads=4, layers=2, max_pos=128, eps=1e-5)
 SEED = 1234
 
 
+def gpt2_init(model):
+    """GPT-2's own initialisation (normal, std 0.02; zero biases), so the sample behaves like
+    a pretrained checkpoint: logits of sensible scale and a loss near ln(vocab) on new data."""
+    for mod in model.modules():
+        if isinstance(mod, (torch.nn.Linear, torch.nn.Embedding)):
+            torch.nn.init.normal_(mod.weight, std=0.02)
+            if getattr(mod, "bias", None) is not None:
+                torch.nn.init.zeros_(mod.bias)
+
+
 def main():
     out = os.path.join(HERE, "gpt2-tiny")
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "model.onnx")
-    model = make_models.build_gpt2(path, seed=SEED, **CONFIG)
+    torch.manual_seed(SEED)
+    model = make_models.GPT2LMHeadModel(**CONFIG)
+    gpt2_init(model)
+    make_models.perturb_norms(model)
+    ids0 = torch.randint(0, CONFIG["vocab"], (2, 8), dtype=torch.long)
+    make_models.export(model, (ids0,), ["input_ids"], ["logits"],
+                       {"input_ids": {0: "batch", 1: "sequence"}, "logits": {0: "batch", 1: "sequence"}}, path)
     make_models.print_histogram("gpt2-tiny", path)
 
     g = torch.Generator().manual_seed(SEED + 1)
