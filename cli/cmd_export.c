@@ -18,7 +18,7 @@ static const char *export_help =
 
 int ot_cmd_export(int argc, char **argv) {
     const char *ckpt = NULL, *format = "onnx", *out = NULL;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every argument is a flag with a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(export_help, stdout);
@@ -28,7 +28,6 @@ int ot_cmd_export(int argc, char **argv) {
         if (!dst) return ot_cli_usage("export", "unknown argument '%s'", a);
         if (!v) return ot_cli_usage("export", "%s needs a value", a);
         *dst = v;
-        i++;
     }
     if (!ckpt) return ot_cli_usage("export", "missing --checkpoint");
     if (!out) return ot_cli_usage("export", "missing --out");

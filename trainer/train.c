@@ -162,7 +162,6 @@ static int64_t dropout_seed(int64_t seed, int64_t step, int64_t micro) {
 
 ot_status ot_train(const ot_train_config *cfg) {
     ot_set_threads((int)cfg->threads);
-    OT_TRY(ensure_dir(cfg->out));
     ot_data_opts dopts = {(int)cfg->seq_len, cfg->pack, cfg->shuffle, (uint64_t)cfg->seed, 0};
     ot_dataset *ds;
     OT_TRY(ot_dataset_open(cfg->data, &dopts, &ds));
@@ -176,6 +175,8 @@ ot_status ot_train(const ot_train_config *cfg) {
     double tokens_total = 0;
     ot_status st = ot_dataset_batch(ds, 0, (int)mb, &batch);
     if (st == OT_OK) st = ot_session_build(&t.s, cfg, &batch);
+    /* Created only once the data and model are known good, so a bad run leaves nothing. */
+    if (st == OT_OK) st = ensure_dir(cfg->out);
     int n = t.s.n_params;
     if (st == OT_OK) {
         t.grads = calloc((size_t)n, sizeof *t.grads);

@@ -85,6 +85,7 @@ static ot_status grad_transpose(ot_grad_ctx *c) {
 
 static ot_status fwd_axis(const ot_grad_ctx *c, int rank, int64_t dflt, int *axis) {
     int64_t a;
+    *axis = 0;
     OT_TRY(ot_attr_int(ot_gb_fwd(c), "axis", dflt, &a));
     if (a < -rank || a >= rank)
         return ot_errorf(OT_E_INVALID, "axis %lld is out of range for rank %d", (long long)a, rank);
