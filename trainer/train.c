@@ -195,7 +195,7 @@ ot_status ot_train(const ot_train_config *cfg) {
     if (st == OT_OK && cfg->log_json && !(rep.log = fopen(cfg->log_json, "a")))
         st = ot_errorf(OT_E_IO, "cannot open --log-json '%s': %s", cfg->log_json, strerror(errno));
     int64_t trainable = 0;
-    for (int i = 0; i < n; i++) trainable += t.sizes[i];
+    for (int i = 0; t.sizes && i < n; i++) trainable += t.sizes[i];
     if (st == OT_OK)
         fprintf(stderr, "training %lld parameters in %d tensors (%s), %lld steps of %lld samples (%lld x %lld)\n",
                 (long long)trainable, n, cfg->full ? "full" : "LoRA", (long long)total, (long long)cfg->batch_size,
