@@ -119,6 +119,7 @@ static int64_t load_i(const void *p, ot_dtype t, size_t i) {
 }
 
 void ot_convert(void *dst, ot_dtype dt, const void *src, ot_dtype st, size_t n) {
+    if (n == 0) return; /* src may be NULL for an empty tensor */
     if (dt == st) {
         memcpy(dst, src, n * ot_dtype_size(dt));
         return;

@@ -244,7 +244,7 @@ ot_status ot_graph_toposort(ot_graph *g) {
             }
     }
     for (int i = 0; i < nn; i++) sorted[i] = g->nodes[order[i]];
-    memcpy(g->nodes, sorted, (size_t)nn * sizeof(ot_node));
+    if (nn) memcpy(g->nodes, sorted, (size_t)nn * sizeof(ot_node));
     for (int v = 0; v < nv; v++) g->values[v].producer = -1;
     for (int i = 0; i < nn; i++)
         for (int k = 0; k < g->nodes[i].n_out; k++)

@@ -32,6 +32,8 @@ static ot_status read_value_info(ot_graph *g, const Onnx__ValueInfoProto *vi, co
     for (int d = 0; d < v->ndim; d++) {
         const Onnx__TensorShapeProto__Dimension *dim = tt->shape->dim[d];
         v->dims[d] = -1;
+        free(v->dim_param[d]); /* a value declared twice (input and output): last one wins */
+        v->dim_param[d] = NULL;
         if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && dim->dim_value >= 0) {
             v->dims[d] = dim->dim_value;
         } else if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM && dim->dim_param &&

@@ -159,9 +159,12 @@ ot_status ot_gemm_batch_run(const ot_gemm_batch *g0) {
             strategy = 2;
     }
     if (strategy == 1) {
-        /* Small GEMMs: spread the batch over threads; BLAS inside runs single-threaded. */
+        /* Small GEMMs: spread the batch over threads; BLAS inside runs single-threaded.
+         * Dynamic scheduling: a thread that loses its core (other processes, a busy
+         * machine) does not hold back the rest of the batch; each item is a whole GEMM, so
+         * the scheduling cost is negligible. */
         int par = nbatch > 1 && nbatch * M * N * K > OT_GEMM_INT_PAR_WORK;
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(dynamic) if (par)
         for (int64_t bi = 0; bi < nbatch; bi++) {
             int64_t ao, bo;
             batch_offsets(nb, g.bdims, g.a_bstride, g.b_bstride, bi, &ao, &bo);

@@ -22,6 +22,7 @@
  * runtime dispatch (OT_RED_CLONES). Accumulation rule: outputs are written with `=`. */
 #include "ophelp.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,8 +243,10 @@ DEFINE_SUM(i32, int32_t, uint64_t, IDIV32)
 DEFINE_SUM(i64, int64_t, uint64_t, IDIV64)
 
 /* Max. NaN is tracked by a separate flag so the max itself stays a plain vectorisable
- * reduction; NANV is the dtype's NaN (0 and never used for integers). */
-#define DEFINE_MAX(SFX, T, LOWEST, NANV)                                                                  \
+ * reduction; NANV is the dtype's NaN (0 and never used for integers). OpenMP's identity for
+ * a max reduction is the type's lowest *finite* value in some runtimes (clang's: -FLT_MAX),
+ * so a row of -inf would come back as FINITE_LOWEST; the rare case is rechecked. */
+#define DEFINE_MAX(SFX, T, LOWEST, FINITE_LOWEST, NANV)                                                   \
     OT_RED_CLONES static T max_row_##SFX(const T *restrict x, int64_t n) {                               \
         T m = LOWEST;                                                                                    \
         int nan = 0;                                                                                     \
@@ -251,6 +254,11 @@ DEFINE_SUM(i64, int64_t, uint64_t, IDIV64)
         for (int64_t j = 0; j < n; j++) {                                                                \
             m = x[j] > m ? x[j] : m;                                                                     \
             nan |= x[j] != x[j];                                                                         \
+        }                                                                                                \
+        if (m == FINITE_LOWEST && LOWEST != FINITE_LOWEST) {                                             \
+            int64_t j = 0;                                                                               \
+            while (j < n && x[j] != m) j++;                                                              \
+            if (j == n) m = LOWEST; /* no element is FINITE_LOWEST: all were LOWEST (-inf) */           \
         }                                                                                                \
         return nan ? NANV : m;                                                                           \
     }                                                                                                    \
@@ -328,10 +336,10 @@ DEFINE_SUM(i64, int64_t, uint64_t, IDIV64)
             y[o] = nan ? NANV : m;                                                                       \
         }                                                                                                \
     }
-DEFINE_MAX(f32, float, -INFINITY, NAN)
-DEFINE_MAX(f64, double, -INFINITY, (double)NAN)
-DEFINE_MAX(i32, int32_t, INT32_MIN, 0)
-DEFINE_MAX(i64, int64_t, INT64_MIN, 0)
+DEFINE_MAX(f32, float, -INFINITY, -FLT_MAX, NAN)
+DEFINE_MAX(f64, double, -INFINITY, -DBL_MAX, (double)NAN)
+DEFINE_MAX(i32, int32_t, INT32_MIN, INT32_MIN, 0)
+DEFINE_MAX(i64, int64_t, INT64_MIN, INT64_MIN, 0)
 
 /* The coalesced iteration: groups of merged dims, alternating kept / reduced. */
 typedef struct reduce_plan {
