@@ -11,7 +11,11 @@
  *           [2]) followed by uint16 tokens, chunked into samples of seq_len (+1 not needed:
  *           labels are the ids, shifted by the loss).
  * Token samples are truncated or padded to `seq_len` (padding: pad_id in input_ids, -100 in
- * labels, 0 in attention_mask), or with `pack` concatenated and cut into seq_len rows.
+ * labels, 0 in attention_mask), or with `pack` concatenated and cut into seq_len rows; when
+ * packing, each document's first token gets label -100 so no document is trained to follow
+ * the previous one (attention still spans the row). The JSONL form is decided by the first
+ * record; a generic key's dtype (int64 if every number is written as an integer, else
+ * float32) is fixed over the whole file.
  *
  * Order: sample i of the run is order[i % n] of epoch i / n, where each epoch's order is a
  * permutation drawn from (seed, epoch) when shuffling, identity otherwise. A run's position
@@ -46,7 +50,8 @@ typedef struct ot_batch {
     int n;
     char **names;
     ot_tensor **tensors;
-    int64_t tokens; /* tokens counted by the loss (labels != -100), or samples for generic data */
+    int64_t tokens; /* tokens the shifted causal-LM loss counts (labels[b][s] != -100 for s >= 1),
+                       or samples for generic data */
 } ot_batch;
 
 /* Samples [cursor, cursor + batch_size) of the run into `out` (freed first if it holds a
