@@ -9,6 +9,21 @@
 
 static char *dupstr(const char *s) { return strdup(s ? s : ""); }
 
+struct ot_graph_keep {
+    void *p;
+    void (*free_fn)(void *);
+};
+
+ot_status ot_graph_keep(ot_graph *g, void *p, void (*free_fn)(void *)) {
+    struct ot_graph_keep *k = realloc(g->keep, (size_t)(g->n_keep + 1) * sizeof *k);
+    if (!k) return ot_errorf(OT_E_NOMEM, "out of memory");
+    g->keep = k;
+    k[g->n_keep].p = p;
+    k[g->n_keep].free_fn = free_fn;
+    g->n_keep++;
+    return OT_OK;
+}
+
 ot_status ot_graph_new(ot_graph **out) {
     ot_graph *g = calloc(1, sizeof *g);
     if (!g || !(g->names = ot_strmap_new())) {
@@ -56,6 +71,9 @@ void ot_graph_free(ot_graph *g) {
     free(g->name);
     ot_strmap_free(g->names);
     if (g->backing_free) g->backing_free(g->backing);
+    for (int i = g->n_keep - 1; i >= 0; i--)
+        if (g->keep[i].free_fn) g->keep[i].free_fn(g->keep[i].p);
+    free(g->keep);
     free(g);
 }
 

@@ -85,6 +85,8 @@ typedef struct ot_graph {
     struct ot_strmap *names; /* value name -> index */
     void *backing;           /* memory initializers point into */
     void (*backing_free)(void *);
+    struct ot_graph_keep *keep; /* more such memory (weight files mapped later), freed last */
+    int n_keep;
 } ot_graph;
 
 ot_status ot_graph_new(ot_graph **out);
@@ -98,6 +100,9 @@ int ot_graph_find(const ot_graph *g, const char *name);
 ot_status ot_graph_add_node(ot_graph *g, const char *op_type, const char *domain, const char *name,
                             const int *in, int n_in, const int *out, int n_out, int *idx);
 ot_status ot_graph_add_opset(ot_graph *g, const char *domain, int64_t version);
+/* Keeps `p` alive as long as the graph (initializers may point into it); `free_fn(p)` runs
+ * when the graph is freed, after every tensor that could point into it. */
+ot_status ot_graph_keep(ot_graph *g, void *p, void (*free_fn)(void *));
 /* Opset version of `domain` imported by the graph, 0 if not imported. */
 int64_t ot_graph_opset(const ot_graph *g, const char *domain);
 
