@@ -15,7 +15,9 @@
 #include "onnxtune/runtime.h"
 
 static const char *infer_help =
-    "usage: onnxtune infer MODEL.onnx --input NAME=FILE.npy [--input ...] --out DIR [options]\n"
+    "usage: onnxtune infer MODEL --input NAME=FILE.npy [--input ...] --out DIR [options]\n"
+    "\n"
+    "MODEL is an .onnx file, a Hugging Face model directory, or an http(s):// or hf:// URL.\n"
     "\n"
     "Runs the model's forward pass on CPU and writes each output as DIR/<name>.npy\n"
     "(characters outside [A-Za-z0-9._-] in output names become '_').\n"
@@ -74,7 +76,7 @@ static int run_model(const char *model, feed *feeds, int n_feeds, const char *ou
     const ot_tensor **inputs = NULL;
     ot_tensor *outs = NULL;
     int rc = 1;
-    if (ot_onnx_load(model, &g) != OT_OK) return ot_cli_fail("%s", ot_last_error());
+    if (ot_model_load(model, &g) != OT_OK) return ot_cli_fail("%s", ot_last_error());
 
     inputs = calloc((size_t)g->n_inputs + 1, sizeof *inputs);
     outs = calloc((size_t)g->n_outputs + 1, sizeof *outs);

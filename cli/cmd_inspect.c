@@ -10,7 +10,10 @@
 #include "onnxtune/importer.h"
 
 static const char *inspect_help =
-    "usage: onnxtune inspect MODEL.onnx [--json]\n"
+    "usage: onnxtune inspect MODEL [--json]\n"
+    "\n"
+    "MODEL is an .onnx file, a Hugging Face model directory (config.json + safetensors), or a\n"
+    "URL (http(s):// or hf://ORG/NAME[@REV]) fetched into the cache first.\n"
     "\n"
     "Shows a model's inputs and outputs (symbolic dimensions by name), parameter count and\n"
     "bytes by dtype, op histogram and opsets.\n"
@@ -84,7 +87,7 @@ int ot_cmd_inspect(int argc, char **argv) {
     if (!path) return ot_cli_usage("inspect", "missing MODEL");
 
     ot_graph *g;
-    if (ot_onnx_load(path, &g) != OT_OK) return ot_cli_fail("%s", ot_last_error());
+    if (ot_model_load(path, &g) != OT_OK) return ot_cli_fail("%s", ot_last_error());
 
     /* parameters by dtype */
     int64_t count[32] = {0}, bytes[32] = {0}, total_count = 0, total_bytes = 0;

@@ -19,6 +19,7 @@ static const struct {
     {"train", ot_cmd_train, "fine-tune a model (LoRA or full) on a dataset"},
     {"export", ot_cmd_export, "export a checkpoint as ONNX, safetensors or a PEFT adapter"},
     {"run", ot_cmd_run, "train, then export: the whole pipeline in one command"},
+    {"fetch", ot_cmd_fetch, "download base models (http(s):// or hf://) into the cache"},
 };
 
 static void usage(FILE *f) {

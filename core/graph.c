@@ -164,6 +164,12 @@ const char *ot_node_label(const ot_graph *g, const ot_node *n) {
     return buf;
 }
 
+const char *ot_node_name(const ot_node *n) {
+    static _Thread_local char buf[512];
+    snprintf(buf, sizeof buf, "%s node '%s'", n->op_type, n->name && n->name[0] ? n->name : "(unnamed)");
+    return buf;
+}
+
 /* Kahn's algorithm, stable: among ready nodes the earliest in file order goes first, so a
  * graph that is already sorted keeps its order. */
 ot_status ot_graph_toposort(ot_graph *g) {

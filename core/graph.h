@@ -122,5 +122,9 @@ void ot_attr_free(ot_attr *a);
 
 /* A printable name for a node in error messages: its name, or "<op_type> #index". */
 const char *ot_node_label(const ot_graph *g, const ot_node *n);
+/* "<op_type> node '<name>'" ("(unnamed)" when it has none), for messages raised where only
+ * the node is at hand (an op's parse). Points into a thread-local buffer that the next call
+ * on this thread overwrites. */
+const char *ot_node_name(const ot_node *n);
 
 #endif

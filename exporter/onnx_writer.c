@@ -13,23 +13,18 @@
  * field before it is freed, so payloads are borrowed (from updates, the parsed source or
  * mmapped source data), never copied except where a dtype conversion needs it. Nothing is
  * written into a source file: the outputs are built under temporary names, fsynced and
- * renamed (data file first, then the model), and a destination that would replace one of
- * the source's external data files is refused. */
-#include <errno.h>
-#include <fcntl.h>
+ * renamed (data file first, then the model; onnx_write_util.c, shared with the graph
+ * writer), and a destination that would replace one of the source's external data files is
+ * refused. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/strmap.h"
+#include "exporter/onnx_write_util.h"
 #include "exporter/onnx_writer.h"
 #include "importer/onnx_model.h"
-
-#define EXT_ALIGN 64
-#define WRITE_CHUNK (1u << 20)
 
 typedef struct update {
     const char *name;
@@ -44,17 +39,6 @@ typedef struct saved_tensor {
     Onnx__TensorProto orig; /* shallow copy taken before the first change */
 } saved_tensor;
 
-typedef struct ext_slot { /* one tensor whose bytes go to the new data file */
-    Onnx__TensorProto *tp;
-    const void *data;
-    size_t nbytes;
-    uint64_t offset;
-    ot_tensor *view; /* decoded source tensor that `data` points into, or NULL */
-    char offset_s[24], length_s[24];
-    Onnx__StringStringEntryProto ent[3];   /* location, offset, length */
-    Onnx__StringStringEntryProto **entries; /* ent + other keys the source had */
-} ext_slot;
-
 typedef struct writer {
     const char *src, *dst;
     ot_onnx_model *m; /* parsed source; its folder confines external data */
@@ -63,11 +47,7 @@ typedef struct writer {
     ot_strmap *upd_index; /* update name -> index */
     saved_tensor *saved;
     int n_saved, cap_saved;
-    ext_slot **ext;
-    int n_ext, cap_ext;
-    uint64_t data_end;
-    char *data_path;       /* dst + ".data" */
-    const char *data_name; /* its basename: the location written into the model */
+    ot_onnx_ext_file ext; /* "<dst>.data" and the tensors going there */
 } writer;
 
 typedef ot_status (*tensor_fn)(writer *w, Onnx__TensorProto *tp, int is_initializer);
@@ -140,18 +120,6 @@ static const Onnx__TensorProto *original(const writer *w, const Onnx__TensorProt
     return tp;
 }
 
-static void clear_payload(Onnx__TensorProto *tp) {
-    tp->has_raw_data = 0;
-    tp->raw_data.len = 0;
-    tp->raw_data.data = NULL;
-    tp->n_float_data = tp->n_int32_data = tp->n_string_data = tp->n_int64_data = 0;
-    tp->n_double_data = tp->n_uint64_data = 0;
-    tp->has_data_location = 0;
-    tp->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__DEFAULT;
-    tp->n_external_data = 0;
-    tp->external_data = NULL;
-}
-
 static int is_external(const Onnx__TensorProto *tp) {
     return tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
 }
@@ -165,56 +133,19 @@ static const update *find_update(const writer *w, const Onnx__TensorProto *tp) {
 /* Points `tp` at `nbytes` of `data` in the new data file. Keys of the source's external_data
  * other than location/offset/length are kept (a checksum only when the bytes are unchanged). */
 static ot_status add_slot(writer *w, Onnx__TensorProto *tp, const void *data, size_t nbytes, ot_tensor *view, int changed) {
-    ext_slot *s = calloc(1, sizeof *s);
-    if (!s) {
+    ot_status st = save_tensor(w, tp);
+    if (st != OT_OK) {
         ot_tensor_free(view);
-        return ot_errorf(OT_E_NOMEM, "out of memory");
+        return st;
     }
-    s->tp = tp;
-    s->data = data;
-    s->nbytes = nbytes;
-    s->view = view;
-    if (w->n_ext == w->cap_ext) {
-        int cap = w->cap_ext ? 2 * w->cap_ext : 64;
-        ext_slot **e = realloc(w->ext, (size_t)cap * sizeof *e);
-        if (!e) {
-            ot_tensor_free(view);
-            free(s);
-            return ot_errorf(OT_E_NOMEM, "out of memory");
-        }
-        w->ext = e;
-        w->cap_ext = cap;
-    }
-    w->ext[w->n_ext++] = s; /* owned by the writer from here on */
-
-    OT_TRY(save_tensor(w, tp));
     const Onnx__TensorProto *o = original(w, tp);
-    s->offset = (w->data_end + EXT_ALIGN - 1) / EXT_ALIGN * EXT_ALIGN;
-    w->data_end = s->offset + nbytes;
-    snprintf(s->offset_s, sizeof s->offset_s, "%" PRIu64, s->offset);
-    snprintf(s->length_s, sizeof s->length_s, "%zu", nbytes);
-    s->entries = calloc(3 + o->n_external_data, sizeof *s->entries);
-    if (!s->entries) return ot_errorf(OT_E_NOMEM, "out of memory");
-    const char *keys[3] = {"location", "offset", "length"};
-    char *values[3] = {(char *)w->data_name, s->offset_s, s->length_s};
-    size_t n = 0;
-    for (int i = 0; i < 3; i++) {
-        onnx__string_string_entry_proto__init(&s->ent[i]);
-        s->ent[i].key = (char *)keys[i];
-        s->ent[i].value = values[i];
-        s->entries[n++] = &s->ent[i];
-    }
+    OT_TRY(ot_onnx_ext_add(&w->ext, tp, data, nbytes, view, o->n_external_data, NULL));
     for (size_t i = 0; i < o->n_external_data; i++) {
         const char *k = o->external_data[i]->key ? o->external_data[i]->key : "";
         if (!strcmp(k, "location") || !strcmp(k, "offset") || !strcmp(k, "length")) continue;
         if (changed && !strcmp(k, "checksum")) continue;
-        s->entries[n++] = o->external_data[i];
+        tp->external_data[tp->n_external_data++] = o->external_data[i];
     }
-    clear_payload(tp);
-    tp->has_data_location = 1;
-    tp->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
-    tp->n_external_data = n;
-    tp->external_data = s->entries;
     return OT_OK;
 }
 
@@ -352,7 +283,7 @@ static ot_status apply_inline_updates(writer *w) {
         Onnx__TensorProto *tp = w->upd[i].tp;
         if (is_external(tp)) continue;
         OT_TRY(save_tensor(w, tp));
-        clear_payload(tp);
+        ot_onnx_clear_payload(tp);
         tp->has_raw_data = 1;
         tp->raw_data.len = w->upd[i].nbytes;
         tp->raw_data.data = (uint8_t *)w->upd[i].data; /* borrowed; restored before the proto is freed */
@@ -362,121 +293,18 @@ static ot_status apply_inline_updates(writer *w) {
 
 /* ---- output files ---- */
 
-static int write_all(int fd, const void *data, size_t len) {
-    const char *p = data;
-    while (len) {
-        ssize_t k = write(fd, p, len > WRITE_CHUNK * 64u ? WRITE_CHUNK * 64u : len);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return k < 0 ? errno : ENOSPC;
-        p += k;
-        len -= (size_t)k;
-    }
-    return 0;
-}
-
-/* A ProtobufCBuffer that streams the packed model into a file, so the model is never held
- * twice in memory. protobuf-c's append cannot fail, so the first errno is kept. */
-typedef struct fd_buffer {
-    ProtobufCBuffer base;
-    int fd, err;
-    unsigned char *buf;
-    size_t used;
-    uint64_t total;
-} fd_buffer;
-
-static void fd_flush(fd_buffer *f) {
-    if (!f->err && f->used) f->err = write_all(f->fd, f->buf, f->used);
-    f->used = 0;
-}
-
-static void fd_append(ProtobufCBuffer *b, size_t len, const uint8_t *data) {
-    fd_buffer *f = (fd_buffer *)b;
-    f->total += len;
-    if (f->err) return;
-    if (f->used + len > WRITE_CHUNK) fd_flush(f);
-    if (len >= WRITE_CHUNK) {
-        if (!f->err) f->err = write_all(f->fd, data, len);
-        return;
-    }
-    memcpy(f->buf + f->used, data, len);
-    f->used += len;
-}
-
-static ot_status open_tmp(const char *path, char *tmp, size_t n, int *fd) {
-    if ((size_t)snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid()) >= n)
-        return ot_errorf(OT_E_INVALID, "path too long: '%s'", path);
-    *fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (*fd < 0) {
-        tmp[0] = 0;
-        return ot_errorf(OT_E_IO, "cannot create '%s': %s", path, strerror(errno));
-    }
-    return OT_OK;
-}
-
-static ot_status close_tmp(int fd, const char *path, int err) {
-    if (!err && fsync(fd) != 0) err = errno;
-    if (close(fd) != 0 && !err) err = errno;
-    return err ? ot_errorf(OT_E_IO, "cannot write '%s': %s", path, strerror(err)) : OT_OK;
-}
-
-static ot_status write_data_file(writer *w, char *tmp, size_t n) {
-    int fd;
-    OT_TRY(open_tmp(w->data_path, tmp, n, &fd));
-    static const unsigned char zeros[EXT_ALIGN];
-    uint64_t pos = 0;
-    int err = 0;
-    for (int i = 0; i < w->n_ext && !err; i++) {
-        const ext_slot *s = w->ext[i];
-        if (s->offset > pos) err = write_all(fd, zeros, (size_t)(s->offset - pos));
-        if (!err) err = write_all(fd, s->data, s->nbytes);
-        pos = s->offset + s->nbytes;
-    }
-    return close_tmp(fd, w->data_path, err);
-}
-
-static ot_status write_model_file(writer *w, size_t expect, char *tmp, size_t n) {
-    int fd;
-    OT_TRY(open_tmp(w->dst, tmp, n, &fd));
-    fd_buffer f = {.base = {.append = fd_append}, .fd = fd};
-    f.buf = malloc(WRITE_CHUNK);
-    if (!f.buf) {
-        close(fd);
-        return ot_errorf(OT_E_NOMEM, "out of memory");
-    }
-    protobuf_c_message_pack_to_buffer(&w->m->proto->base, &f.base);
-    fd_flush(&f);
-    free(f.buf);
-    if (!f.err && f.total != expect) f.err = EIO;
-    return close_tmp(fd, w->dst, f.err);
-}
-
-static int same_file(const char *a, const char *b) {
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 /* Renaming over a file the source reads its weights from would break the source model. */
 static ot_status check_not_source_data(const writer *w) {
+    const char *data_path = w->ext.path;
     for (int i = 0; i < w->m->n_ext; i++) {
         const char *ext = w->m->ext[i].path;
-        if (same_file(w->dst, ext) || (w->n_ext && same_file(w->data_path, ext)))
+        if (ot_onnx_same_file(w->dst, ext) || (w->ext.n && ot_onnx_same_file(data_path, ext)))
             return ot_errorf(OT_E_INVALID, "writing '%s' would replace '%s', the source's external data; choose another destination",
-                             same_file(w->dst, ext) ? w->dst : w->data_path, ext);
+                             ot_onnx_same_file(w->dst, ext) ? w->dst : data_path, ext);
     }
-    if (w->n_ext && same_file(w->data_path, w->src))
-        return ot_errorf(OT_E_INVALID, "the external data file '%s' would replace the source model", w->data_path);
+    if (w->ext.n && ot_onnx_same_file(data_path, w->src))
+        return ot_errorf(OT_E_INVALID, "the external data file '%s' would replace the source model", data_path);
     return OT_OK;
-}
-
-static void fsync_dir_of(const char *path) {
-    char *dir = ot_dirname_dup(path);
-    if (!dir) return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd); /* best effort: the renames are already visible */
-        close(fd);
-    }
-    free(dir);
 }
 
 /* ---- driver ---- */
@@ -502,27 +330,15 @@ static ot_status load_source(writer *w) {
 static void writer_free(writer *w) {
     for (int i = w->n_saved - 1; i >= 0; i--) *w->saved[i].tp = w->saved[i].orig;
     free(w->saved);
-    for (int i = 0; i < w->n_ext; i++) {
-        ot_tensor_free(w->ext[i]->view);
-        free(w->ext[i]->entries);
-        free(w->ext[i]);
-    }
-    free(w->ext);
+    ot_onnx_ext_free(&w->ext);
     for (int i = 0; i < w->n_upd; i++) free(w->upd[i].converted);
     free(w->upd);
     ot_strmap_free(w->upd_index);
-    free(w->data_path);
     if (w->m) ot_onnx_model_free(w->m); /* after the restore: the proto frees only its own memory */
 }
 
 static ot_status export_onnx(writer *w, const ot_named_tensor *updates, int n_updates, uint64_t inline_limit) {
-    size_t dl = strlen(w->dst);
-    if (!(w->data_path = malloc(dl + 6))) return ot_errorf(OT_E_NOMEM, "out of memory");
-    memcpy(w->data_path, w->dst, dl);
-    memcpy(w->data_path + dl, ".data", 6);
-    const char *slash = strrchr(w->data_path, '/');
-    w->data_name = slash ? slash + 1 : w->data_path;
-
+    OT_TRY(ot_onnx_ext_init(&w->ext, w->dst));
     OT_TRY(load_source(w));
     OT_TRY(resolve_updates(w, updates, n_updates));
     OT_TRY(apply_inline_updates(w));
@@ -539,20 +355,7 @@ static ot_status export_onnx(writer *w, const ot_named_tensor *updates, int n_up
     }
     OT_TRY(check_not_source_data(w));
 
-    char data_tmp[4096] = "", model_tmp[4096] = "";
-    ot_status st = OT_OK;
-    if (w->n_ext) st = write_data_file(w, data_tmp, sizeof data_tmp);
-    if (st == OT_OK) st = write_model_file(w, size, model_tmp, sizeof model_tmp);
-    if (st == OT_OK && w->n_ext && rename(data_tmp, w->data_path) != 0)
-        st = ot_errorf(OT_E_IO, "cannot rename into '%s': %s", w->data_path, strerror(errno));
-    if (st == OT_OK) data_tmp[0] = 0;
-    if (st == OT_OK && rename(model_tmp, w->dst) != 0)
-        st = ot_errorf(OT_E_IO, "cannot rename into '%s': %s", w->dst, strerror(errno));
-    if (st == OT_OK) model_tmp[0] = 0;
-    if (data_tmp[0]) unlink(data_tmp);
-    if (model_tmp[0]) unlink(model_tmp);
-    if (st == OT_OK) fsync_dir_of(w->dst);
-    return st;
+    return ot_onnx_write_files(&w->m->proto->base, size, w->dst, &w->ext);
 }
 
 ot_status ot_export_onnx_limit(const char *src, const ot_named_tensor *updates, int n_updates, const char *dst,

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "importer/mapped_file.h"
+#include "importer/safetensors_internal.h"
 #include "onnxtune/safetensors.h"
 
 typedef struct {
@@ -77,28 +78,11 @@ static void sb_u64(sbuf *b, uint64_t v) {
     sb_str(b, num);
 }
 
-/* Valid UTF-8 (the reader, and the reference, refuse anything else in the header). */
+/* Valid UTF-8 (the reader, and the reference, refuse anything else in the header): the
+ * reader's own check, so a file this writes always loads. */
 static int utf8_ok(const char *str) {
-    const unsigned char *s = (const unsigned char *)str;
-    while (*s) {
-        unsigned c = *s;
-        size_t len;
-        unsigned lo = 0x80, hi = 0xbf;
-        if (c < 0x80) { s++; continue; }
-        if (c >= 0xc2 && c <= 0xdf) len = 2;
-        else if (c == 0xe0) len = 3, lo = 0xa0;
-        else if (c == 0xed) len = 3, hi = 0x9f;
-        else if (c >= 0xe1 && c <= 0xef) len = 3;
-        else if (c == 0xf0) len = 4, lo = 0x90;
-        else if (c >= 0xf1 && c <= 0xf3) len = 4;
-        else if (c == 0xf4) len = 4, hi = 0x8f;
-        else return 0;
-        if (s[1] < lo || s[1] > hi) return 0;
-        for (size_t k = 2; k < len; k++)
-            if (s[k] < 0x80 || s[k] > 0xbf) return 0;
-        s += len;
-    }
-    return 1;
+    size_t n = strlen(str);
+    return ot_utf8_bad_offset(str, n) == n;
 }
 
 static int cmp_named(const void *a, const void *b) {

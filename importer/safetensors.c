@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "importer/mapped_file.h"
+#include "importer/safetensors_internal.h"
 
 #define ST_MAX_HEADER 100000000u
 
@@ -50,9 +51,8 @@ struct ot_safetensors {
     const char ***by_name; /* pointers into names, sorted by name, for ot_safetensors_find */
 };
 
-/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF.
- * Returns the offset of the first bad byte, or `n` when the whole buffer is valid. */
-static size_t utf8_bad_offset(const unsigned char *s, size_t n) {
+size_t ot_utf8_bad_offset(const void *buf, size_t n) {
+    const unsigned char *s = buf;
     size_t i = 0;
     while (i < n) {
         unsigned c = s[i];
@@ -338,7 +338,7 @@ static ot_status parse_image(ot_safetensors *st, const unsigned char *b, size_t 
         return ot_errorf(OT_E_FORMAT, "'%s': header length %llu runs past the end of the file (%zu bytes): truncated?",
                          fn, (unsigned long long)hl, size);
     const unsigned char *h = b + 8;
-    size_t bad = utf8_bad_offset(h, (size_t)hl);
+    size_t bad = ot_utf8_bad_offset(h, (size_t)hl);
     if (bad != hl) return ot_errorf(OT_E_FORMAT, "'%s': header is not valid UTF-8 (byte %zu)", fn, 8 + bad);
     /* JSON whitespace may precede the object: the reference accepts it (its "must start
      * with '{'" check was never enabled), so files it reads must read here too. */

@@ -2,7 +2,6 @@
  * A linear scan is fine: lookups happen once per node at plan time, never per step. */
 #include "op.h"
 
-#include <stdio.h>
 #include <string.h>
 
 static const struct {
@@ -47,9 +46,4 @@ const ot_op_def *ot_op_find(const char *domain, const char *op_type, int opset, 
     return NULL;
 }
 
-const char *ot_op_label(const ot_op_ctx *c) {
-    static _Thread_local char buf[512];
-    snprintf(buf, sizeof buf, "%s node '%s'", c->node->op_type,
-             c->node->name && c->node->name[0] ? c->node->name : "(unnamed)");
-    return buf;
-}
+const char *ot_op_label(const ot_op_ctx *c) { return ot_node_name(c->node); }

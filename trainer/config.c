@@ -20,7 +20,8 @@ typedef struct {
 
 #define F(field) offsetof(ot_train_config, field)
 static const opt options[] = {
-    {"model", T_STR, F(model), NULL, "base model: an .onnx file", 0, 0},
+    {"model", T_STR, F(model), NULL, "base model: an .onnx file, a Hugging Face directory (config.json + safetensors), or an http(s):// or hf:// URL", 0, 0},
+    {"weights", T_STR, F(weights), NULL, "safetensors file whose tensors replace the model's weights (by module name)", 0, 0},
     {"data", T_STR, F(data), NULL, "training data: .jsonl, .npy tokens or .bin token shards", 0, 0},
     {"out", T_STR, F(out), NULL, "output directory (checkpoints, exports, logs)", 0, 0},
     {"steps", T_INT, F(steps), "0", "optimizer steps; 0 = run --epochs over the data", 0, 1e12},

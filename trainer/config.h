@@ -21,6 +21,7 @@ typedef struct ot_strlist {
 typedef struct ot_train_config {
     /* what */
     char *model, *data, *out;
+    char *weights; /* safetensors overlay applied to the model after loading, or NULL */
     /* how long */
     int64_t steps, epochs;
     int64_t batch_size, micro_batch_size, grad_accum, seq_len;

@@ -1,12 +1,19 @@
 /* export_checkpoint.c — from a checkpoint to deployable files. Rebuilds the run's
- * trainable graph from the configuration the checkpoint carries (same LoRA rewrite, same
- * parameter names), loads the trained tensors into it, and hands merged weights to the
- * exporter. The original model file is re-read, never modified. */
+ * trainable graph from the configuration the checkpoint carries (same model, same weights
+ * overlay, same LoRA rewrite, same parameter names), loads the trained tensors into it, and
+ * hands merged weights to the exporter. An .onnx base model is rewritten with the new
+ * weights (ot_export_onnx); a model built from a Hugging Face directory has no source file,
+ * so its base graph is loaded again (without LoRA nodes) and written as a new ONNX model
+ * (ot_export_graph_onnx). The original model files are re-read, never modified. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "importer/module_path.h"
 #include "onnxtune/export.h"
+#include "onnxtune/fetch.h"
+#include "onnxtune/importer.h"
 #include "trainer/checkpoint.h"
 #include "trainer/session.h"
 #include "trainer/train.h"
@@ -73,8 +80,10 @@ static ot_status transpose2d(const ot_tensor *w, ot_tensor **out) {
 }
 
 /* Merged (LoRA) or trained (full) weights and every other model weight: linear layers
- * under "<module>.weight" in PyTorch's nn.Linear layout ([out, in]), the rest under their
- * initializer names. */
+ * under "<module>.weight", the rest under their initializer names. A weight the ONNX exporter
+ * renamed and stored [in, out] ("onnx::MatMul_12") is written in PyTorch's nn.Linear layout
+ * [out, in]; one already named by its module keeps the layout its model stores (a Hugging
+ * Face gpt2's Conv1D is [in, out], and HF loaders expect exactly that). */
 static ot_status export_safetensors(const ot_session *s, const ot_named_tensor *u, int n_u, const char *out) {
     const ot_graph *g = s->g;
     ot_linear *lin;
@@ -99,7 +108,10 @@ static ot_status export_safetensors(const ot_session *s, const ot_named_tensor *
         if (li && asprintf(&names[n], "%s.weight", li->module) < 0) names[n] = NULL;
         if (!li) names[n] = strdup(val->name);
         if (!names[n]) st = ot_errorf(OT_E_NOMEM, "out of memory");
-        if (st == OT_OK && li && !li->w_transposed) { /* stored [in, out]: write [out, in] */
+        char *named = li ? ot_module_from_weight(val->name) : NULL;
+        int renamed = li && !named;
+        free(named);
+        if (st == OT_OK && renamed && !li->w_transposed) { /* exporter's [in, out] copy: write [out, in] */
             st = transpose2d(w, &own[n]);
             w = own[n];
         }
@@ -112,6 +124,65 @@ static ot_status export_safetensors(const ot_session *s, const ot_named_tensor *
     for (int i = 0; i < n; i++) free(names[i]), ot_tensor_free(own[i]);
     free(names), free(own), free(t);
     ot_linears_free(lin, n_lin);
+    return st;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* The local .onnx file the model was read from (malloc'd), or NULL when it was built from a
+ * Hugging Face directory. A URL resolves to its cached download (no new transfer). */
+static ot_status source_onnx(const char *model, char **onnx_path) {
+    *onnx_path = NULL;
+    char *local = NULL;
+    if (ot_is_url(model)) OT_TRY(ot_fetch_model(model, NULL, &local));
+    else if (!(local = strdup(model))) return ot_errorf(OT_E_NOMEM, "out of memory");
+    struct stat sb;
+    if (ends_with(local, ".onnx") && stat(local, &sb) == 0 && S_ISREG(sb.st_mode)) *onnx_path = local;
+    else free(local);
+    return OT_OK;
+}
+
+/* With a weights overlay, every base weight may differ from the source file: the updates
+ * also carry each model initializer not already updated (LoRA factors and onnxtune's own
+ * values excluded), so the rewritten .onnx holds the overlaid weights. *u grows. */
+static ot_status overlay_updates(const ot_session *s, ot_named_tensor **u, int *n_u) {
+    const ot_graph *g = s->g;
+    ot_named_tensor *all = realloc(*u, ((size_t)*n_u + (size_t)g->n_values + 1) * sizeof *all);
+    if (!all) return ot_errorf(OT_E_NOMEM, "out of memory");
+    *u = all;
+    int n = *n_u;
+    for (int v = 0; v < g->n_values; v++) {
+        const ot_value *val = &g->values[v];
+        if (!val->init || (val->is_param && !s->cfg->full) || !strncmp(val->name, "ot.", 3) || strstr(val->name, "/lora/"))
+            continue;
+        int have = 0;
+        for (int i = 0; i < *n_u && !have; i++) have = !strcmp(all[i].name, val->name);
+        if (!have) all[n].name = val->name, all[n++].t = val->init;
+    }
+    *n_u = n;
+    return OT_OK;
+}
+
+static ot_status export_onnx(const ot_session *s, ot_named_tensor **u, int *n_u, const char *out) {
+    const ot_train_config *c = s->cfg;
+    char *src = NULL;
+    OT_TRY(source_onnx(c->model, &src));
+    ot_status st = OT_OK;
+    if (src) {
+        if (c->weights) st = overlay_updates(s, u, n_u);
+        if (st == OT_OK) st = ot_export_onnx(src, *u, *n_u, out);
+        free(src);
+        return st;
+    }
+    /* No source file: write the base graph (no LoRA nodes), overlaid as in training. */
+    ot_graph *base = NULL;
+    st = ot_model_load(c->model, &base);
+    if (st == OT_OK && c->weights) st = ot_weights_overlay(base, c->weights);
+    if (st == OT_OK) st = ot_export_graph_onnx(base, *u, *n_u, out);
+    ot_graph_free(base);
     return st;
 }
 
@@ -143,7 +214,7 @@ ot_status ot_export_checkpoint(const char *checkpoint, const char *format, const
     } else if (st == OT_OK && (!strcmp(format, "onnx") || !strcmp(format, "safetensors"))) {
         st = weight_updates(&s, &u, &n_u, &own, &n_own);
         if (st == OT_OK)
-            st = !strcmp(format, "onnx") ? ot_export_onnx(cfg.model, u, n_u, out) : export_safetensors(&s, u, n_u, out);
+            st = !strcmp(format, "onnx") ? export_onnx(&s, &u, &n_u, out) : export_safetensors(&s, u, n_u, out);
     } else if (st == OT_OK) {
         st = ot_errorf(OT_E_INVALID, "unknown export format '%s' (onnx, safetensors, peft)", format);
     }

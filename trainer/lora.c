@@ -7,31 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "importer/module_path.h"
 #include "trainer/lora.h"
 #include "trainer/rng.h"
 
 /* ---- module paths ---- */
 
-/* "transformer.h.0.attn.c_attn.weight" -> "transformer.h.0.attn.c_attn"; NULL when the
- * name is not a module parameter name (exporter-made names like "onnx::MatMul_123"). */
-static char *module_from_weight(const char *name) {
-    size_t n = strlen(name);
-    if (strncmp(name, "onnx::", 6) == 0 || n <= 7 || strcmp(name + n - 7, ".weight") != 0) return NULL;
-    return strndup(name, n - 7);
-}
-
-/* "/transformer/h.0/attn/c_attn/MatMul" -> "transformer.h.0.attn.c_attn": the scope path
- * minus the op's own name; NULL when the node name has no scope. */
-static char *module_from_scope(const char *node_name) {
-    if (node_name[0] != '/') return NULL;
-    const char *last = strrchr(node_name, '/');
-    if (last == node_name) return NULL;
-    char *m = strndup(node_name + 1, (size_t)(last - node_name - 1));
-    if (!m) return NULL;
-    for (char *p = m; *p; p++)
-        if (*p == '/') *p = '.';
-    return m;
-}
+/* Module paths come from the weight's name or the node's scope: importer/module_path.c. */
 
 int ot_module_matches(const char *path, const char *target) {
     size_t np = strlen(path), nt = strlen(target);
@@ -43,6 +25,25 @@ int ot_module_matches(const char *path, const char *target) {
 void ot_linears_free(ot_linear *l, int n) {
     for (int i = 0; l && i < n; i++) free(l[i].module);
     free(l);
+}
+
+/* Whether value v is a graph output, directly or through a chain of single-consumer
+ * reshaping views (a head computed on [batch·seq, d] and reshaped to [batch, seq, vocab]). */
+static int reaches_output(const ot_graph *g, int v) {
+    static const char *views[] = {"Reshape", "Identity", "Flatten", "Squeeze", "Unsqueeze"};
+    for (int hops = 0; v >= 0 && hops < 8; hops++) {
+        if (g->values[v].is_output) return 1;
+        int consumer = -1, n_consumers = 0;
+        for (int i = 0; i < g->n_nodes; i++)
+            for (int k = 0; k < g->nodes[i].n_in; k++)
+                if (g->nodes[i].in[k] == v) consumer = i, n_consumers++;
+        if (n_consumers != 1 || g->nodes[consumer].in[0] != v) return 0;
+        int is_view = 0;
+        for (size_t k = 0; k < sizeof views / sizeof views[0]; k++) is_view |= !strcmp(g->nodes[consumer].op_type, views[k]);
+        if (!is_view) return 0;
+        v = g->nodes[consumer].out[0];
+    }
+    return 0;
 }
 
 ot_status ot_find_linears(const ot_graph *g, ot_linear **out, int *n_out) {
@@ -71,14 +72,14 @@ ot_status ot_find_linears(const ot_graph *g, ot_linear **out, int *n_out) {
         li->w_transposed = (int)trans_b;
         li->in = trans_b ? wt->dims[1] : wt->dims[0];
         li->out = trans_b ? wt->dims[0] : wt->dims[1];
-        li->module = module_from_weight(g->values[w].name);
-        if (!li->module) li->module = module_from_scope(node->name);
+        li->module = ot_module_from_weight(g->values[w].name);
+        if (!li->module) li->module = ot_module_from_scope(node->name);
         if (!li->module) li->module = strdup(node->name[0] ? node->name : g->values[w].name);
         if (!li->module) {
             ot_linears_free(l, n);
             return ot_errorf(OT_E_NOMEM, "out of memory");
         }
-        li->is_head = node->out[0] >= 0 && g->values[node->out[0]].is_output;
+        li->is_head = reaches_output(g, node->out[0]);
         n++;
     }
     *out = l;

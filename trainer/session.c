@@ -187,7 +187,8 @@ ot_status ot_session_build_params(ot_session *s, const ot_train_config *cfg) {
     memset(s, 0, sizeof *s);
     s->cfg = cfg;
     s->tied_source = s->tied_copy = -1;
-    OT_TRY(ot_onnx_load(cfg->model, &s->g));
+    OT_TRY(ot_model_load(cfg->model, &s->g));
+    if (cfg->weights) OT_TRY(ot_weights_overlay(s->g, cfg->weights));
     OT_TRY(cfg->full ? unfreeze(s) : lora(s));
     return collect_params(s);
 }
@@ -263,6 +264,14 @@ static ot_status bind_feeds(ot_session *s, const ot_batch *b) {
         f->source = -2;
         for (int k = 0; k < b->n; k++)
             if (!strcmp(b->names[k], v->name)) f->source = k;
+        const ot_tensor *ids = ot_batch_get(b, "input_ids");
+        if (f->source < 0 && !strcmp(v->name, "token_type_ids") && ids) {
+            /* single-segment data: every token is of type 0, as Hugging Face assumes */
+            OT_TRY(ot_tensor_new(&f->conv, v->dtype, ids->ndim, ids->dims));
+            f->t = *f->conv;
+            f->t.owned = 0;
+            continue;
+        }
         if (f->source < 0) {
             char have[1024];
             size_t q = 0;

@@ -23,7 +23,8 @@ typedef struct ot_param {
 /* A graph input and where its data comes from on each step. */
 typedef struct ot_feed {
     int value;
-    int source;       /* index into the batch, or -1 for the dropout seed */
+    int source;       /* index into the batch, or -1 for the dropout seed, -2 for zeros
+                         (token_type_ids absent from single-segment data) */
     ot_tensor t;      /* planned dtype/shape; data set per step */
     ot_tensor *conv;  /* conversion buffer when the batch dtype differs */
 } ot_feed;

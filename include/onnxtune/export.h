@@ -4,6 +4,7 @@
 #ifndef ONNXTUNE_EXPORT_H
 #define ONNXTUNE_EXPORT_H
 
+#include "core/graph.h"
 #include "core/tensor.h"
 #include "onnxtune/safetensors.h"
 
@@ -21,6 +22,16 @@ ot_status ot_lora_merge(const ot_tensor *w, int w_transposed, const ot_tensor *a
  * to external data. Fails naming an update that matches no initializer or whose shape
  * differs. */
 ot_status ot_export_onnx(const char *src, const ot_named_tensor *updates, int n_updates, const char *dst);
+
+/* Writes the graph itself as a new ONNX model at `dst`, for models with no source .onnx (built
+ * from a Hugging Face config): IR 8 (or what the opsets need), the graph's opsets, inputs and
+ * outputs with their declared dtypes and shapes (symbolic dims as dim_param), nodes and
+ * attributes, value names as they are, and every initializer as raw_data in its dtype, those
+ * named in `updates` replaced (same shape; float dtypes are converted to the initializer's).
+ * A model over 2 GB moves every initializer of 1 KB or more to "<dst>.data" (64-byte aligned
+ * offsets). Graphs with onnxtune-internal nodes (domain "ai.onnxtune": loss heads, training
+ * dropout) are refused naming the node: an export is the forward model only. */
+ot_status ot_export_graph_onnx(const ot_graph *g, const ot_named_tensor *updates, int n_updates, const char *dst);
 
 typedef struct ot_peft_adapter {
     const char *module;    /* module path, e.g. "transformer.h.0.attn.c_attn" */

@@ -1,15 +1,30 @@
 /* onnxtune/fetch.h — downloading base models: http(s) URLs and hf://ORG/NAME[@REV][/FILE].
  *
  * Downloads go through libcurl into a content-addressed cache ($ONNXTUNE_CACHE, default
- * ~/.cache/onnxtune): a file is stored under blobs/<sha256> and reached through
- * refs/<sha256 of the URL> (a small text file naming the blob), so the same URL is fetched
- * once and identical content is stored once. A download is written to
- * "blobs/.partial-<url hash>" under an exclusive lock (concurrent fetches of one URL wait
- * for each other instead of writing the same file twice), resumed with a Range request
- * after an interruption, retried with exponential backoff on transient failures (connect
- * errors, 5xx, 429), checked against an expected sha256 ("URL#sha256=<hex>") and a size
- * limit, fsynced and renamed into place. Redirects are followed up to 10; only http and
- * https are accepted (file://, ftp:// and others are refused before any I/O). */
+ * ~/.cache/onnxtune):
+ *
+ *   blobs/<sha256 of content>        every downloaded file, stored once
+ *   refs/<sha256 of URL>             "<content sha256>\n<URL>\n": the URL's blob
+ *   blobs/.partial-<sha256 of URL>   a download in progress (+ ".validator": its ETag or
+ *                                    Last-Modified, sent as If-Range when resuming)
+ *   locks/<sha256 of URL>.lock       flock()ed while that URL downloads
+ *   models/<key>/...                 ot_fetch_model's layouts: hard links to blobs (not
+ *                                    symlinks, which the ONNX reader's confinement of
+ *                                    external data to the model's folder would refuse; a
+ *                                    copy across devices), and ".onnxtune-complete" once
+ *                                    every file is in place; locks/m-<key>.lock while built
+ *
+ * The URL key hashes the URL without its fragment (for hf://, the resolved hub URL). So the
+ * same URL is fetched once and identical content is stored once. A download is written to
+ * the partial file under the exclusive lock (concurrent fetches of one URL wait for each
+ * other, then find the ref), resumed with a Range request after an interruption (a 206
+ * must start where asked; a 200 replaces the partial file), retried with exponential
+ * backoff on transient failures (connect errors, timeouts, dropped connections, 408, 429,
+ * 5xx), checked against an expected sha256 ("URL#sha256=<hex>") and a size limit, fsynced
+ * and renamed into place: nothing half-written ever sits at a final path. Redirects are
+ * followed up to 10; only http and https are accepted, also as redirect targets (file://,
+ * ftp:// and others are refused before any I/O). A cached URL is never re-validated
+ * against the server: delete its ref (or the cache) to fetch it again. */
 #ifndef ONNXTUNE_FETCH_H
 #define ONNXTUNE_FETCH_H
 
@@ -21,7 +36,7 @@ typedef struct ot_fetch_opts {
     const char *cache_dir; /* NULL: $ONNXTUNE_CACHE or ~/.cache/onnxtune */
     const char *hub_url;   /* base for hf:// URLs; NULL: $ONNXTUNE_HUB_URL or https://huggingface.co */
     int64_t max_bytes;     /* refuse larger downloads; 0 = no limit */
-    int retries;           /* attempts after the first; default when 0: 4 */
+    int retries;           /* attempts after the first; 0: the default, 4; negative: none */
     int progress;          /* draw a progress bar on stderr (when it is a terminal) */
     const char *token;     /* bearer token for the hub; NULL: $HF_TOKEN */
 } ot_fetch_opts;

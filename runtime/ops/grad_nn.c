@@ -24,15 +24,11 @@
 
 /* ---- SoftmaxGrad / LogSoftmaxGrad -------------------------------------------------- */
 
-typedef struct smg_attr {
-    int64_t axis;
-    int coerce_2d;
-    int log;
-} smg_attr;
-
+/* The attributes are Softmax's (ot_softmax_attr, viewed with ot_softmax_view); coerce_2d
+ * is an explicit attribute here, set by the builder from the forward opset. */
 static ot_status smg_parse(const ot_node *n, int opset, void *attr) {
     (void)opset;
-    smg_attr *a = attr;
+    ot_softmax_attr *a = attr;
     int64_t v;
     a->log = strcmp(n->op_type, "LogSoftmaxGrad") == 0;
     OT_TRY(ot_attr_int(n, "axis", -1, &a->axis));
@@ -62,27 +58,10 @@ static ot_status check_float_inputs(const ot_op_ctx *c, int n, int same_shape) {
     return OT_OK;
 }
 
-static ot_status smg_view(const ot_op_ctx *c, int64_t *outer, int64_t *n, int64_t *inner) {
-    const smg_attr *a = c->attr;
-    const ot_tensor *x = c->in[0];
-    *outer = *n = *inner = 1;
-    if (x->ndim == 0) return OT_OK;
-    int axis;
-    OT_TRY(ot_norm_axis(c, a->axis, x->ndim, &axis));
-    for (int d = 0; d < axis; d++) *outer *= x->dims[d];
-    if (a->coerce_2d) {
-        for (int d = axis; d < x->ndim; d++) *n *= x->dims[d];
-    } else {
-        *n = x->dims[axis];
-        for (int d = axis + 1; d < x->ndim; d++) *inner *= x->dims[d];
-    }
-    return OT_OK;
-}
-
 static ot_status smg_infer(ot_op_ctx *c) {
     OT_TRY(check_float_inputs(c, 2, 2));
     int64_t o, n, i;
-    OT_TRY(smg_view(c, &o, &n, &i));
+    OT_TRY(ot_softmax_view(c, &o, &n, &i));
     return ot_set_out(c, 0, c->in[0]->dtype, c->in[0]->ndim, c->in[0]->dims);
 }
 
@@ -156,9 +135,9 @@ DEFINE_SMG(f64, double, exp_f64, )
 
 static ot_status smg_cpu(ot_op_ctx *c) {
     OT_TRY(check_float_inputs(c, 2, 2));
-    const smg_attr *a = c->attr;
+    const ot_softmax_attr *a = c->attr;
     int64_t outer, n, inner;
-    OT_TRY(smg_view(c, &outer, &n, &inner));
+    OT_TRY(ot_softmax_view(c, &outer, &n, &inner));
     if (outer == 0 || n == 0 || inner == 0) return OT_OK;
     if (c->in[0]->dtype == OT_F32)
         smg_run_f32(c->in[0]->data, c->in[1]->data, c->out[0]->data, outer, n, inner, a->log);
@@ -449,9 +428,9 @@ static ot_status geg_cpu(ot_op_ctx *c) {
 
 const ot_op_def ot_ops_grad_nn[] = {
     {.domain = OT_GRAD_NN_DOMAIN, .op_type = "SoftmaxGrad", .since = 1, .until = 1, .min_in = 2, .max_in = 2,
-     .attr_size = sizeof(smg_attr), .parse = smg_parse, .infer = smg_infer, .cpu = smg_cpu},
+     .attr_size = sizeof(ot_softmax_attr), .parse = smg_parse, .infer = smg_infer, .cpu = smg_cpu},
     {.domain = OT_GRAD_NN_DOMAIN, .op_type = "LogSoftmaxGrad", .since = 1, .until = 1, .min_in = 2, .max_in = 2,
-     .attr_size = sizeof(smg_attr), .parse = smg_parse, .infer = smg_infer, .cpu = smg_cpu},
+     .attr_size = sizeof(ot_softmax_attr), .parse = smg_parse, .infer = smg_infer, .cpu = smg_cpu},
     {.domain = OT_GRAD_NN_DOMAIN, .op_type = "LayerNormGrad", .since = 1, .until = 1, .min_in = 3, .max_in = 5,
      .attr_size = sizeof(lng_attr), .parse = lng_parse, .infer = lng_infer, .cpu = lng_cpu},
     {.domain = OT_GRAD_NN_DOMAIN, .op_type = "GeluGrad", .since = 1, .until = 1, .min_in = 2, .max_in = 2,

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "ophelp.h"
+#include "shape.h" /* ot_slice_plan_make, shared with Slice */
 
 /* The `omp simd` loops below are vectorisation requests; clang reports those it cannot honour
  * (under sanitizers, or with a reduction into double) as -Wpass-failed. That is expected,
@@ -350,64 +351,6 @@ static ot_status gg_cpu(ot_op_ctx *c) {
 /* ========================================================================================== */
 /* SliceGrad                                                                                 */
 
-typedef struct {
-    int64_t start[OT_MAX_DIMS], step[OT_MAX_DIMS], count[OT_MAX_DIMS];
-} sg_plan;
-
-static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
-
-/* The elements Slice selects from a tensor of shape (r, dims): per axis the first index,
- * the step and the count, with ONNX's clamping (the same rules as shape_slice.c). */
-static ot_status sg_make_plan(const ot_op_ctx *c, int r, const int64_t *dims, sg_plan *p) {
-    int64_t starts[OT_MAX_DIMS], ends[OT_MAX_DIMS], axes[OT_MAX_DIMS], steps[OT_MAX_DIMS];
-    int ns, ne, na, nst;
-    OT_TRY(ot_read_ints(c, c->in[2], starts, OT_MAX_DIMS, &ns));
-    OT_TRY(ot_read_ints(c, c->in[3], ends, OT_MAX_DIMS, &ne));
-    if (ns != ne) return ot_errorf(OT_E_SHAPE, "%s: 'starts' has %d values but 'ends' has %d", ot_op_label(c), ns, ne);
-    if (c->n_in > 4 && c->in[4]) {
-        OT_TRY(ot_read_ints(c, c->in[4], axes, OT_MAX_DIMS, &na));
-        if (na != ns)
-            return ot_errorf(OT_E_SHAPE, "%s: 'axes' has %d values but 'starts' has %d", ot_op_label(c), na, ns);
-    } else {
-        if (ns > r) return ot_errorf(OT_E_SHAPE, "%s: 'starts' has %d values for rank %d", ot_op_label(c), ns, r);
-        for (int k = 0; k < ns; k++) axes[k] = k;
-    }
-    if (c->n_in > 5 && c->in[5]) {
-        OT_TRY(ot_read_ints(c, c->in[5], steps, OT_MAX_DIMS, &nst));
-        if (nst != ns)
-            return ot_errorf(OT_E_SHAPE, "%s: 'steps' has %d values but 'starts' has %d", ot_op_label(c), nst, ns);
-    } else {
-        for (int k = 0; k < ns; k++) steps[k] = 1;
-    }
-    for (int d = 0; d < r; d++) p->start[d] = 0, p->step[d] = 1, p->count[d] = -1;
-    for (int k = 0; k < ns; k++) {
-        int a;
-        OT_TRY(ot_norm_axis(c, axes[k], r, &a));
-        if (p->count[a] >= 0)
-            return ot_errorf(OT_E_INVALID, "%s: axis %lld is listed twice in 'axes'", ot_op_label(c), (long long)axes[k]);
-        int64_t d = dims[a], st = steps[k], s = starts[k], e = ends[k], n;
-        if (st == 0) return ot_errorf(OT_E_INVALID, "%s: 'steps'[%d] is 0", ot_op_label(c), k);
-        if (s < 0) s += d;
-        if (e < 0) e += d;
-        if (st > 0) {
-            s = clamp64(s, 0, d);
-            e = clamp64(e, 0, d);
-            n = e > s ? (e - s - 1) / st + 1 : 0;
-        } else {
-            s = clamp64(s, 0, d - 1);
-            e = clamp64(e, -1, d - 1);
-            int64_t m = st == INT64_MIN ? INT64_MAX : -st;
-            n = s > e ? (s - e - 1) / m + 1 : 0;
-        }
-        p->start[a] = n > 0 ? s : 0;
-        p->step[a] = st;
-        p->count[a] = n;
-    }
-    for (int d = 0; d < r; d++)
-        if (p->count[d] < 0) p->count[d] = dims[d];
-    return OT_OK;
-}
-
 static ot_status sg_infer(ot_op_ctx *c) {
     OT_TRY(check_float(c, 0));
     int r;
@@ -417,8 +360,8 @@ static ot_status sg_infer(ot_op_ctx *c) {
     OT_TRY(ot_require_value(c, 3, "ends"));
     if (c->n_in > 4 && c->in[4]) OT_TRY(ot_require_value(c, 4, "axes"));
     if (c->n_in > 5 && c->in[5]) OT_TRY(ot_require_value(c, 5, "steps"));
-    sg_plan p;
-    OT_TRY(sg_make_plan(c, r, s, &p));
+    ot_slice_plan p; /* the elements Slice selects, with shape_slice.c's clamping */
+    OT_TRY(ot_slice_plan_make(c, 2, r, s, &p));
     const ot_tensor *dy = c->in[0];
     if (!ot_shape_equal(r, p.count, dy->ndim, dy->dims)) {
         char b1[160], b2[160];
@@ -434,8 +377,8 @@ static ot_status sg_cpu(ot_op_ctx *c) {
     const size_t es = ot_dtype_size(y->dtype);
     const int64_t ny = ot_tensor_numel(y);
     if (ny == 0) return OT_OK;
-    sg_plan p;
-    OT_TRY(sg_make_plan(c, y->ndim, y->dims, &p));
+    ot_slice_plan p;
+    OT_TRY(ot_slice_plan_make(c, 2, y->ndim, y->dims, &p));
     /* zeros, then dy's rows scattered into the selected elements (distinct positions) */
     char *restrict yd = y->data;
     const char *restrict src = dy->data;

@@ -7,14 +7,6 @@
  * in opset 11); ranges end at opset 21. */
 #include "linalg_internal.h"
 
-#include <stdio.h>
-
-const char *ot_linalg_node_label(const ot_node *n) {
-    static _Thread_local char buf[512];
-    snprintf(buf, sizeof buf, "%s node '%s'", n->op_type, n->name && n->name[0] ? n->name : "(unnamed)");
-    return buf;
-}
-
 const ot_op_def ot_ops_linalg[] = {
     {.domain = "", .op_type = "MatMul", .since = 1, .until = 21, .min_in = 2, .max_in = 2,
      .infer = ot_matmul_infer, .cpu = ot_matmul_cpu},

@@ -44,10 +44,10 @@ static ot_status parse_term(const ot_node *n, const char *eq, const char *s, con
         if (*p == '.') {
             if (e - p < 3 || p[1] != '.' || p[2] != '.')
                 return ot_errorf(OT_E_INVALID, "%s: equation '%s': '.' must be part of an ellipsis '...'",
-                                 ot_linalg_node_label(n), eq);
+                                 ot_node_name(n), eq);
             if (*has_ell)
                 return ot_errorf(OT_E_INVALID, "%s: equation '%s': a term has more than one ellipsis",
-                                 ot_linalg_node_label(n), eq);
+                                 ot_node_name(n), eq);
             *has_ell = 1;
             p += 2;
             if (k >= OT_EINSUM_MAX_TERM) break;
@@ -57,10 +57,10 @@ static ot_status parse_term(const ot_node *n, const char *eq, const char *s, con
         int code = label_code(*p);
         if (code < 0)
             return ot_errorf(OT_E_INVALID, "%s: equation '%s': unexpected character '%c' (labels are letters)",
-                             ot_linalg_node_label(n), eq, *p);
+                             ot_node_name(n), eq, *p);
         if (k >= OT_EINSUM_MAX_TERM)
             return ot_errorf(OT_E_INVALID, "%s: equation '%s': a term has more than %d labels",
-                             ot_linalg_node_label(n), eq, OT_EINSUM_MAX_TERM);
+                             ot_node_name(n), eq, OT_EINSUM_MAX_TERM);
         codes[k++] = (unsigned char)code;
     }
     *len = k;
@@ -73,7 +73,7 @@ ot_status ot_einsum_parse(const ot_node *n, int opset, void *attr) {
     memset(a, 0, sizeof *a);
     const char *raw;
     OT_TRY(ot_attr_string(n, "equation", NULL, &raw));
-    if (!raw) return ot_errorf(OT_E_INVALID, "%s: required attribute 'equation' is missing", ot_linalg_node_label(n));
+    if (!raw) return ot_errorf(OT_E_INVALID, "%s: required attribute 'equation' is missing", ot_node_name(n));
     /* Copy without whitespace. */
     char eq[256];
     size_t k = 0;
@@ -81,7 +81,7 @@ ot_status ot_einsum_parse(const ot_node *n, int opset, void *attr) {
         if (*p == ' ' || *p == '\t' || *p == '\n') continue;
         if (k + 1 >= sizeof eq)
             return ot_errorf(OT_E_UNSUPPORTED, "%s: equation '%.64s...' is longer than %zu characters",
-                             ot_linalg_node_label(n), raw, sizeof eq - 1);
+                             ot_node_name(n), raw, sizeof eq - 1);
         eq[k++] = *p;
     }
     eq[k] = '\0';
@@ -93,10 +93,10 @@ ot_status ot_einsum_parse(const ot_node *n, int opset, void *attr) {
     for (const char *p = eq; p < lhs_end; p++) terms += *p == ',';
     if (terms != n->n_in)
         return ot_errorf(OT_E_INVALID, "%s: equation '%s' names %d operand(s) but the node has %d input(s)",
-                         ot_linalg_node_label(n), eq, terms, n->n_in);
+                         ot_node_name(n), eq, terms, n->n_in);
     if (terms > 2)
         return ot_errorf(OT_E_UNSUPPORTED, "%s: equation '%s': Einsum with %d operands is not supported (at most 2)",
-                         ot_linalg_node_label(n), eq, terms);
+                         ot_node_name(n), eq, terms);
     a->n_terms = terms;
     int any_ell = 0;
     const char *s = eq;
@@ -114,25 +114,25 @@ ot_status ot_einsum_parse(const ot_node *n, int opset, void *attr) {
             if (a->term[t][i] != OT_EINSUM_ELLIPSIS) count[a->term[t][i]]++;
     if (arrow) {
         if (strstr(arrow + 2, "->"))
-            return ot_errorf(OT_E_INVALID, "%s: equation '%s' has more than one '->'", ot_linalg_node_label(n), eq);
+            return ot_errorf(OT_E_INVALID, "%s: equation '%s' has more than one '->'", ot_node_name(n), eq);
         for (const char *p = arrow + 2; *p; p++)
             if (*p == ',')
                 return ot_errorf(OT_E_INVALID, "%s: equation '%s': the output term cannot contain ','",
-                                 ot_linalg_node_label(n), eq);
+                                 ot_node_name(n), eq);
         OT_TRY(parse_term(n, eq, arrow + 2, eq + k, a->out, &a->out_len, &a->out_has_ellipsis));
         if (a->out_has_ellipsis && !any_ell)
             return ot_errorf(OT_E_INVALID, "%s: equation '%s': the output has '...' but no input does",
-                             ot_linalg_node_label(n), eq);
+                             ot_node_name(n), eq);
         int seen[N_LABELS] = {0};
         for (int i = 0; i < a->out_len; i++) {
             int L = a->out[i];
             if (L == OT_EINSUM_ELLIPSIS) continue;
             if (!count[L])
                 return ot_errorf(OT_E_INVALID, "%s: equation '%s': output label '%c' does not appear in any input",
-                                 ot_linalg_node_label(n), eq, label_char(L));
+                                 ot_node_name(n), eq, label_char(L));
             if (seen[L]++)
                 return ot_errorf(OT_E_INVALID, "%s: equation '%s': output label '%c' appears twice",
-                                 ot_linalg_node_label(n), eq, label_char(L));
+                                 ot_node_name(n), eq, label_char(L));
         }
     } else {
         /* Implicit output: "..." first, then the labels used exactly once, sorted. */

@@ -25,7 +25,7 @@ ot_status ot_gemm_parse(const ot_node *n, int opset, void *attr) {
     OT_TRY(ot_attr_int(n, "transB", 0, &tb));
     if ((ta != 0 && ta != 1) || (tb != 0 && tb != 1))
         return ot_errorf(OT_E_INVALID, "%s: transA and transB must be 0 or 1, got %lld and %lld",
-                         ot_linalg_node_label(n), (long long)ta, (long long)tb);
+                         ot_node_name(n), (long long)ta, (long long)tb);
     a->trans_a = (int)ta;
     a->trans_b = (int)tb;
     return OT_OK;

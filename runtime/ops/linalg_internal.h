@@ -93,7 +93,4 @@ ot_status ot_einsum_parse(const ot_node *n, int opset, void *attr);
 ot_status ot_einsum_infer(ot_op_ctx *c);
 ot_status ot_einsum_cpu(ot_op_ctx *c);
 
-/* "Op node 'name'" for parse-time messages, where no ot_op_ctx exists yet. */
-const char *ot_linalg_node_label(const ot_node *n);
-
 #endif

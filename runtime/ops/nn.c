@@ -6,14 +6,6 @@
  * axis after). Dropout belongs to the shape family. Ranges end at opset 21. */
 #include "nn_internal.h"
 
-#include <stdio.h>
-
-const char *ot_nn_node_label(const ot_node *n) {
-    static _Thread_local char buf[512];
-    snprintf(buf, sizeof buf, "%s node '%s'", n->op_type, n->name && n->name[0] ? n->name : "(unnamed)");
-    return buf;
-}
-
 #define SOFTMAX_ENTRY(OP, LO, HI)                                                                    \
     {.domain = "", .op_type = OP, .since = LO, .until = HI, .min_in = 1, .max_in = 1,                \
      .attr_size = sizeof(ot_softmax_attr), .parse = ot_softmax_parse, .infer = ot_softmax_infer,     \

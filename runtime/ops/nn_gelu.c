@@ -25,7 +25,7 @@ ot_status ot_gelu_parse(const ot_node *n, int opset, void *attr) {
     else if (strcmp(s, "tanh") == 0)
         a->tanh_approx = 1;
     else
-        return ot_errorf(OT_E_INVALID, "%s: approximate must be \"none\" or \"tanh\", got \"%s\"", ot_nn_node_label(n),
+        return ot_errorf(OT_E_INVALID, "%s: approximate must be \"none\" or \"tanh\", got \"%s\"", ot_node_name(n),
                          s);
     return OT_OK;
 }

@@ -1,7 +1,9 @@
-/* nn_internal.h — shared by the nn family files (nn*.c): typed attribute structs (the
- * table in nn.c needs their sizes), entry points, the ISA-dispatch macro for per-row
- * kernels, and branch-free float exp / normal CDF helpers written so that loops calling
- * them vectorise. Internal to runtime/ops; nothing outside the nn family includes it. */
+/* nn_internal.h — shared by the nn family files (nn*.c) and the internal ops built on the
+ * same maths: grad_nn.c (SoftmaxGrad and friends reuse ot_softmax_attr and the softmax
+ * view, and the exp / normal CDF helpers) and loss.c (ot_nn_expf in its row kernels).
+ * Holds typed attribute structs (the table in nn.c needs their sizes), entry points, the
+ * ISA-dispatch macro for per-row kernels, and branch-free float exp / normal CDF helpers
+ * written so that loops calling them vectorise. Internal to runtime/ops. */
 #ifndef OT_NN_INTERNAL_H
 #define OT_NN_INTERNAL_H
 
@@ -40,6 +42,10 @@ typedef struct ot_gelu_attr {
 ot_status ot_softmax_parse(const ot_node *n, int opset, void *attr);
 ot_status ot_softmax_infer(ot_op_ctx *c);
 ot_status ot_softmax_cpu(ot_op_ctx *c);
+/* The normalisation view of input 0 under c->attr (an ot_softmax_attr): [outer, n, inner]
+ * with n = dims[axis], or with inner = 1 and n = prod(dims[axis:]) when coerce_2d. All 1
+ * for a scalar. Fails naming the node when axis is out of range. Also SoftmaxGrad's. */
+ot_status ot_softmax_view(const ot_op_ctx *c, int64_t *outer, int64_t *n, int64_t *inner);
 
 ot_status ot_layernorm_parse(const ot_node *n, int opset, void *attr);
 ot_status ot_layernorm_infer(ot_op_ctx *c);
@@ -48,9 +54,6 @@ ot_status ot_layernorm_cpu(ot_op_ctx *c);
 ot_status ot_gelu_parse(const ot_node *n, int opset, void *attr);
 ot_status ot_gelu_infer(ot_op_ctx *c);
 ot_status ot_gelu_cpu(ot_op_ctx *c);
-
-/* "Op node 'name'" for parse-time messages, where no ot_op_ctx exists yet (nn.c). */
-const char *ot_nn_node_label(const ot_node *n);
 
 /* ---- ISA dispatch -------------------------------------------------------------------- */
 

@@ -28,7 +28,7 @@ ot_status ot_layernorm_parse(const ot_node *n, int opset, void *attr) {
     OT_TRY(ot_attr_int(n, "stash_type", 1, &stash));
     if (stash != OT_F32)
         return ot_errorf(OT_E_UNSUPPORTED, "%s: stash_type %lld (%s) is not supported (expected 1, float32)",
-                         ot_nn_node_label(n), (long long)stash, ot_dtype_name((ot_dtype)stash));
+                         ot_node_name(n), (long long)stash, ot_dtype_name((ot_dtype)stash));
     a->stash_type = (int)stash;
     return OT_OK;
 }

@@ -25,8 +25,7 @@ ot_status ot_softmax_parse(const ot_node *n, int opset, void *attr) {
     return ot_attr_int(n, "axis", opset < 13 ? 1 : -1, &a->axis);
 }
 
-/* outer, n, inner of the normalisation view. */
-static ot_status softmax_view(const ot_op_ctx *c, int64_t *outer, int64_t *n, int64_t *inner) {
+ot_status ot_softmax_view(const ot_op_ctx *c, int64_t *outer, int64_t *n, int64_t *inner) {
     const ot_softmax_attr *a = c->attr;
     const ot_tensor *x = c->in[0];
     *outer = *n = *inner = 1;
@@ -55,7 +54,7 @@ static ot_status softmax_check(const ot_op_ctx *c) {
 ot_status ot_softmax_infer(ot_op_ctx *c) {
     OT_TRY(softmax_check(c));
     int64_t o, n, i;
-    OT_TRY(softmax_view(c, &o, &n, &i));
+    OT_TRY(ot_softmax_view(c, &o, &n, &i));
     return ot_set_out(c, 0, c->in[0]->dtype, c->in[0]->ndim, c->in[0]->dims);
 }
 
@@ -193,7 +192,7 @@ ot_status ot_softmax_cpu(ot_op_ctx *c) {
     OT_TRY(softmax_check(c));
     const ot_softmax_attr *a = c->attr;
     int64_t outer, n, inner;
-    OT_TRY(softmax_view(c, &outer, &n, &inner));
+    OT_TRY(ot_softmax_view(c, &outer, &n, &inner));
     if (outer == 0 || n == 0 || inner == 0) return OT_OK;
     if (c->in[0]->dtype == OT_F32)
         run_f32(c->in[0]->data, c->out[0]->data, outer, n, inner, a->log);

@@ -24,7 +24,6 @@
 
 #include <float.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,12 +48,6 @@ typedef struct ot_reduce_attr {
     int n_axes;          /* from the attribute; -1 when absent */
     int64_t axes[OT_MAX_DIMS];
 } ot_reduce_attr;
-
-static const char *node_label(const ot_node *n) {
-    static _Thread_local char buf[512];
-    snprintf(buf, sizeof buf, "%s node '%s'", n->op_type, n->name && n->name[0] ? n->name : "(unnamed)");
-    return buf;
-}
 
 static ot_status reduce_parse(const ot_node *n, int opset, void *attr) {
     ot_reduce_attr *a = attr;
@@ -81,11 +74,11 @@ static ot_status reduce_parse(const ot_node *n, int opset, void *attr) {
         OT_TRY(ot_attr_ints(n, "axes", &ax, &cnt));
         if (cnt > OT_MAX_DIMS)
             return ot_errorf(OT_E_INVALID, "%s: %d axes given, at most %d (the maximum rank) are possible",
-                             node_label(n), cnt, OT_MAX_DIMS);
+                             ot_node_name(n), cnt, OT_MAX_DIMS);
         a->n_axes = cnt;
         for (int i = 0; i < cnt; i++) a->axes[i] = ax[i];
     } else if (ot_node_attr(n, "axes")) {
-        return ot_errorf(OT_E_INVALID, "%s: opset %d takes axes as an input, not an attribute", node_label(n), opset);
+        return ot_errorf(OT_E_INVALID, "%s: opset %d takes axes as an input, not an attribute", ot_node_name(n), opset);
     }
     return OT_OK;
 }
@@ -158,6 +151,29 @@ static ot_status reduce_infer(ot_op_ctx *c) {
 #define OT_RED_CLONES __attribute__((noinline))
 #endif
 
+/* The generic walk (sum_gen, max_gen) over coalesced groups: kept groups of sizes kd and
+ * input strides ks, reduced groups rd / rs. gen_base: the first input element of output o
+ * (o row-major over kd). gen_next: moves off to the next element of the reduced set, with
+ * idx the odometer over rd (last group fastest, wrapping back to 0). */
+static inline int64_t gen_base(int64_t o, int nk, const int64_t *kd, const int64_t *ks) {
+    int64_t base = 0, rem = o;
+    for (int d = nk - 1; d >= 0; d--) {
+        base += (rem % kd[d]) * ks[d];
+        rem /= kd[d];
+    }
+    return base;
+}
+static inline void gen_next(int64_t *idx, int64_t *off, int nr, const int64_t *rd, const int64_t *rs) {
+    for (int d = nr - 1; d >= 0; d--) {
+        if (++idx[d] < rd[d]) {
+            *off += rs[d];
+            return;
+        }
+        *off -= (rd[d] - 1) * rs[d];
+        idx[d] = 0;
+    }
+}
+
 /* Sum and mean. ACC: accumulator type (double for floats, wrapping uint64 for ints);
  * MEANDIV(acc, cnt) -> T. Rows: one contiguous run reduced to one ACC. Columns: acc[j] +=
  * x[j], one row of a middle-axis block at a time. */
@@ -211,23 +227,12 @@ static ot_status reduce_infer(ot_op_ctx *c) {
         for (int d = 0; d < nk; d++) nout *= kd[d];                                                      \
         _Pragma("omp parallel for schedule(static) if (nout * cnt > PAR_WORK && nout > 1)")               \
         for (int64_t o = 0; o < nout; o++) {                                                             \
-            int64_t base = 0, rem = o;                                                                   \
-            for (int d = nk - 1; d >= 0; d--) {                                                          \
-                base += (rem % kd[d]) * ks[d];                                                           \
-                rem /= kd[d];                                                                            \
-            }                                                                                            \
+            const int64_t base = gen_base(o, nk, kd, ks);                                                \
             int64_t idx[OT_MAX_DIMS] = {0}, off = 0;                                                     \
             ACC acc = 0;                                                                                 \
             for (int64_t r = 0; r < cnt; r++) {                                                          \
                 acc += (ACC)x[base + off];                                                               \
-                for (int d = nr - 1; d >= 0; d--) {                                                      \
-                    if (++idx[d] < rd[d]) {                                                              \
-                        off += rs[d];                                                                    \
-                        break;                                                                           \
-                    }                                                                                    \
-                    off -= (rd[d] - 1) * rs[d];                                                          \
-                    idx[d] = 0;                                                                          \
-                }                                                                                        \
+                gen_next(idx, &off, nr, rd, rs);                                                         \
             }                                                                                            \
             y[o] = sum_fin_##SFX(acc, cnt, mean);                                                        \
         }                                                                                                \
@@ -312,11 +317,7 @@ DEFINE_SUM(i64, int64_t, uint64_t, IDIV64)
         for (int d = 0; d < nk; d++) nout *= kd[d];                                                      \
         _Pragma("omp parallel for schedule(static) if (nout * cnt > PAR_WORK && nout > 1)")               \
         for (int64_t o = 0; o < nout; o++) {                                                             \
-            int64_t base = 0, rem = o;                                                                   \
-            for (int d = nk - 1; d >= 0; d--) {                                                          \
-                base += (rem % kd[d]) * ks[d];                                                           \
-                rem /= kd[d];                                                                            \
-            }                                                                                            \
+            const int64_t base = gen_base(o, nk, kd, ks);                                                \
             int64_t idx[OT_MAX_DIMS] = {0}, off = 0;                                                     \
             T m = LOWEST;                                                                                \
             int nan = 0;                                                                                 \
@@ -324,14 +325,7 @@ DEFINE_SUM(i64, int64_t, uint64_t, IDIV64)
                 T v = x[base + off];                                                                     \
                 m = v > m ? v : m;                                                                       \
                 nan |= v != v;                                                                           \
-                for (int d = nr - 1; d >= 0; d--) {                                                      \
-                    if (++idx[d] < rd[d]) {                                                              \
-                        off += rs[d];                                                                    \
-                        break;                                                                           \
-                    }                                                                                    \
-                    off -= (rd[d] - 1) * rs[d];                                                          \
-                    idx[d] = 0;                                                                          \
-                }                                                                                        \
+                gen_next(idx, &off, nr, rd, rs);                                                         \
             }                                                                                            \
             y[o] = nan ? NANV : m;                                                                       \
         }                                                                                                \

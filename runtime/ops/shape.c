@@ -8,7 +8,6 @@
  * family: kernels write their outputs with `=`, never `+=`. */
 #include "shape.h"
 
-#include <stdio.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -60,12 +59,6 @@ const int ot_ops_shape_count = (int)(sizeof ot_ops_shape / sizeof ot_ops_shape[0
 
 /* ------------------------------------------------------------------------------------------ */
 /* Small helpers. */
-
-const char *ot_shape_node_label(const ot_node *n) {
-    static _Thread_local char buf[512];
-    snprintf(buf, sizeof buf, "%s node '%s'", n->op_type, n->name && n->name[0] ? n->name : "(unnamed)");
-    return buf;
-}
 
 ot_status ot_shape_esize(const ot_op_ctx *c, int i, size_t *es) {
     OT_TRY(ot_check_input(c, i, OT_UNDEFINED));

@@ -38,8 +38,6 @@ typedef struct { int exclusive, reverse; } ot_cumsum_attr;    /* CumSum */
 
 /* ---- helpers shared by the family (shape.c) ---- */
 
-/* "Op node 'name'" for errors raised in parse, where no ot_op_ctx exists yet. */
-const char *ot_shape_node_label(const ot_node *n);
 /* Element size of input i; fails naming the node for dtypes without one (string). */
 ot_status ot_shape_esize(const ot_op_ctx *c, int i, size_t *es);
 /* memcpy, split across threads when large; a no-op when dst == src (an aliased view). */
@@ -53,6 +51,17 @@ void ot_shape_fill(void *dst, const void *val, size_t es, int64_t n);
  * transpose when some outer dim is the contiguous one. OpenMP over rows or tiles. */
 void ot_shape_strided_copy(void *dst, const void *src, size_t es, int n, const int64_t *dims,
                            const int64_t *st);
+
+/* What Slice selects from a tensor of shape (r, dims): per axis the first index, the step
+ * and the count, after ONNX's adjustment and clamping (shape_slice.c states the rules).
+ * Axes no `axes` value lists are kept whole (start 0, step 1, count dims[d]). */
+typedef struct {
+    int64_t start[OT_MAX_DIMS], step[OT_MAX_DIMS], count[OT_MAX_DIMS];
+} ot_slice_plan;
+/* Reads starts, ends, axes?, steps? from c's inputs first .. first+3 (Slice: 1, SliceGrad:
+ * 2) and fills *p; fails naming the node on mismatched lengths, a repeated or out-of-range
+ * axis, or a zero step. */
+ot_status ot_slice_plan_make(const ot_op_ctx *c, int first, int r, const int64_t *dims, ot_slice_plan *p);
 
 /* ---- entries (parse / infer / cpu), by file ---- */
 #define OT_SHAPE_OP(name)                                   \

@@ -42,7 +42,7 @@ ot_status ot_shape_concat_parse(const ot_node *n, int opset, void *attr) {
     (void)opset;
     ot_concat_attr *a = attr;
     if (!ot_node_attr(n, "axis"))
-        return ot_errorf(OT_E_INVALID, "%s: required attribute 'axis' is missing", ot_shape_node_label(n));
+        return ot_errorf(OT_E_INVALID, "%s: required attribute 'axis' is missing", ot_node_name(n));
     return ot_attr_int(n, "axis", 0, &a->axis);
 }
 
@@ -113,7 +113,7 @@ ot_status ot_shape_split_parse(const ot_node *n, int opset, void *attr) {
     a->num_outputs = 0;
     if (opset >= 18) OT_TRY(ot_attr_int(n, "num_outputs", 0, &a->num_outputs));
     if (a->num_outputs < 0 || (opset >= 18 && ot_node_attr(n, "num_outputs") && a->num_outputs == 0))
-        return ot_errorf(OT_E_INVALID, "%s: 'num_outputs' must be positive, got %lld", ot_shape_node_label(n),
+        return ot_errorf(OT_E_INVALID, "%s: 'num_outputs' must be positive, got %lld", ot_node_name(n),
                          (long long)a->num_outputs);
     return OT_OK;
 }

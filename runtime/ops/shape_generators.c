@@ -69,13 +69,13 @@ ot_status ot_shape_cofs_parse(const ot_node *n, int opset, void *attr) {
     const ot_attr *v = ot_node_attr(n, "value");
     if (!v) return OT_OK;
     if (v->type != OT_ATTR_TENSOR || !v->t)
-        return ot_errorf(OT_E_INVALID, "%s: attribute 'value' must be a tensor", ot_shape_node_label(n));
+        return ot_errorf(OT_E_INVALID, "%s: attribute 'value' must be a tensor", ot_node_name(n));
     size_t es = ot_dtype_size(v->t->dtype);
     if (es == 0 || es > sizeof a->value)
-        return ot_errorf(OT_E_UNSUPPORTED, "%s: 'value' of dtype %s is not supported", ot_shape_node_label(n),
+        return ot_errorf(OT_E_UNSUPPORTED, "%s: 'value' of dtype %s is not supported", ot_node_name(n),
                          ot_dtype_name(v->t->dtype));
     if (ot_tensor_numel(v->t) != 1)
-        return ot_errorf(OT_E_INVALID, "%s: 'value' must hold exactly one element, got %lld", ot_shape_node_label(n),
+        return ot_errorf(OT_E_INVALID, "%s: 'value' must hold exactly one element, got %lld", ot_node_name(n),
                          (long long)ot_tensor_numel(v->t));
     a->dtype = v->t->dtype;
     memcpy(a->value, v->t->data, es);
@@ -113,7 +113,7 @@ ot_status ot_shape_constant_parse(const ot_node *n, int opset, void *attr) {
     for (int k = 0; k < 3; k++)
         if (ot_node_attr(n, unsupported[k]))
             return ot_errorf(OT_E_UNSUPPORTED, "%s: attribute '%s' is not supported (onnxtune stores no %s tensors)",
-                             ot_shape_node_label(n), unsupported[k], k == 0 ? "sparse" : "string");
+                             ot_node_name(n), unsupported[k], k == 0 ? "sparse" : "string");
     static const char *const names[] = {"value", "value_float", "value_floats", "value_int", "value_ints"};
     static const ot_attr_type types[] = {OT_ATTR_TENSOR, OT_ATTR_FLOAT, OT_ATTR_FLOATS, OT_ATTR_INT, OT_ATTR_INTS};
     const ot_attr *v = NULL;
@@ -123,31 +123,31 @@ ot_status ot_shape_constant_parse(const ot_node *n, int opset, void *attr) {
         if (!t) continue;
         if (v)
             return ot_errorf(OT_E_INVALID, "%s: has both '%s' and '%s'; exactly one value attribute is allowed",
-                             ot_shape_node_label(n), names[which], names[k]);
+                             ot_node_name(n), names[which], names[k]);
         if (t->type != types[k])
             return ot_errorf(OT_E_INVALID, "%s: attribute '%s' has attribute type %d, expected %d",
-                             ot_shape_node_label(n), names[k], (int)t->type, (int)types[k]);
+                             ot_node_name(n), names[k], (int)t->type, (int)types[k]);
         v = t;
         which = k;
     }
     if (!v)
         return ot_errorf(OT_E_INVALID, "%s: no value attribute (value, value_float(s), value_int(s))",
-                         ot_shape_node_label(n));
+                         ot_node_name(n));
     switch (which) {
     case 0:
-        if (!v->t) return ot_errorf(OT_E_INVALID, "%s: attribute 'value' holds no tensor", ot_shape_node_label(n));
+        if (!v->t) return ot_errorf(OT_E_INVALID, "%s: attribute 'value' holds no tensor", ot_node_name(n));
         if (ot_dtype_size(v->t->dtype) == 0)
             return ot_errorf(OT_E_UNSUPPORTED, "%s: 'value' has dtype %s, which onnxtune does not store",
-                             ot_shape_node_label(n), ot_dtype_name(v->t->dtype));
+                             ot_node_name(n), ot_dtype_name(v->t->dtype));
         if (v->t->ndim > OT_MAX_DIMS)
-            return ot_errorf(OT_E_UNSUPPORTED, "%s: 'value' has rank %d > %d", ot_shape_node_label(n), v->t->ndim,
+            return ot_errorf(OT_E_UNSUPPORTED, "%s: 'value' has rank %d > %d", ot_node_name(n), v->t->ndim,
                              OT_MAX_DIMS);
         a->dtype = v->t->dtype;
         a->ndim = v->t->ndim;
         for (int d = 0; d < a->ndim; d++) a->dims[d] = v->t->dims[d];
         a->data = v->t->data;
         if (!a->data && ot_tensor_numel(v->t) > 0)
-            return ot_errorf(OT_E_INVALID, "%s: 'value' tensor has no data", ot_shape_node_label(n));
+            return ot_errorf(OT_E_INVALID, "%s: 'value' tensor has no data", ot_node_name(n));
         break;
     case 1: a->dtype = OT_F32; a->ndim = 0; a->data = &v->f; break;
     case 2: a->dtype = OT_F32; a->ndim = 1; a->dims[0] = v->n; a->data = v->floats; break;

@@ -7,28 +7,24 @@
  * The kernel is the shared strided copy (shape.c) over strides step*stride_x from the first
  * selected element, so contiguous runs become memcpys and negative steps read backwards.
  * starts/ends/axes/steps are values infer needs (constant at plan time). Any dtype.
+ * ot_slice_plan_make is also SliceGrad's (grad_tensor.c), so both apply the same clamping.
  * Accumulation rule: y is written with `=`. */
 #include <string.h>
 
 #include "shape.h"
 
-typedef struct {
-    int64_t start[OT_MAX_DIMS], step[OT_MAX_DIMS], count[OT_MAX_DIMS];
-} slice_plan;
-
 static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
 
-static ot_status make_plan(ot_op_ctx *c, slice_plan *p) {
-    const ot_tensor *x = c->in[0];
-    int r = x->ndim;
+ot_status ot_slice_plan_make(const ot_op_ctx *c, int first, int r, const int64_t *dims, ot_slice_plan *p) {
+    const int ia = first + 2, ist = first + 3; /* the optional axes and steps inputs */
     int64_t starts[OT_MAX_DIMS], ends[OT_MAX_DIMS], axes[OT_MAX_DIMS], steps[OT_MAX_DIMS];
     int ns, ne, na, nst;
-    OT_TRY(ot_read_ints(c, c->in[1], starts, OT_MAX_DIMS, &ns));
-    OT_TRY(ot_read_ints(c, c->in[2], ends, OT_MAX_DIMS, &ne));
+    OT_TRY(ot_read_ints(c, c->in[first], starts, OT_MAX_DIMS, &ns));
+    OT_TRY(ot_read_ints(c, c->in[first + 1], ends, OT_MAX_DIMS, &ne));
     if (ns != ne)
         return ot_errorf(OT_E_SHAPE, "%s: 'starts' has %d values but 'ends' has %d", ot_op_label(c), ns, ne);
-    if (c->n_in > 3 && c->in[3]) {
-        OT_TRY(ot_read_ints(c, c->in[3], axes, OT_MAX_DIMS, &na));
+    if (c->n_in > ia && c->in[ia]) {
+        OT_TRY(ot_read_ints(c, c->in[ia], axes, OT_MAX_DIMS, &na));
         if (na != ns)
             return ot_errorf(OT_E_SHAPE, "%s: 'axes' has %d values but 'starts' has %d", ot_op_label(c), na, ns);
     } else {
@@ -36,8 +32,8 @@ static ot_status make_plan(ot_op_ctx *c, slice_plan *p) {
             return ot_errorf(OT_E_SHAPE, "%s: 'starts' has %d values for an input of rank %d", ot_op_label(c), ns, r);
         for (int k = 0; k < ns; k++) axes[k] = k;
     }
-    if (c->n_in > 4 && c->in[4]) {
-        OT_TRY(ot_read_ints(c, c->in[4], steps, OT_MAX_DIMS, &nst));
+    if (c->n_in > ist && c->in[ist]) {
+        OT_TRY(ot_read_ints(c, c->in[ist], steps, OT_MAX_DIMS, &nst));
         if (nst != ns)
             return ot_errorf(OT_E_SHAPE, "%s: 'steps' has %d values but 'starts' has %d", ot_op_label(c), nst, ns);
     } else {
@@ -54,7 +50,7 @@ static ot_status make_plan(ot_op_ctx *c, slice_plan *p) {
         if (p->count[a] >= 0)
             return ot_errorf(OT_E_INVALID, "%s: axis %lld is listed twice in 'axes'", ot_op_label(c),
                              (long long)axes[k]);
-        int64_t d = x->dims[a], st = steps[k], s = starts[k], e = ends[k];
+        int64_t d = dims[a], st = steps[k], s = starts[k], e = ends[k];
         if (st == 0) return ot_errorf(OT_E_INVALID, "%s: 'steps'[%d] is 0", ot_op_label(c), k);
         if (s < 0) s += d;
         if (e < 0) e += d;
@@ -74,7 +70,7 @@ static ot_status make_plan(ot_op_ctx *c, slice_plan *p) {
         p->count[a] = n;
     }
     for (int d = 0; d < r; d++)
-        if (p->count[d] < 0) p->count[d] = x->dims[d];
+        if (p->count[d] < 0) p->count[d] = dims[d];
     return OT_OK;
 }
 
@@ -85,15 +81,15 @@ ot_status ot_shape_slice_infer(ot_op_ctx *c) {
     OT_TRY(ot_require_value(c, 2, "ends"));
     if (c->n_in > 3 && c->in[3]) OT_TRY(ot_require_value(c, 3, "axes"));
     if (c->n_in > 4 && c->in[4]) OT_TRY(ot_require_value(c, 4, "steps"));
-    slice_plan p;
-    OT_TRY(make_plan(c, &p));
+    ot_slice_plan p;
+    OT_TRY(ot_slice_plan_make(c, 1, c->in[0]->ndim, c->in[0]->dims, &p));
     return ot_set_out(c, 0, c->in[0]->dtype, c->in[0]->ndim, p.count);
 }
 
 ot_status ot_shape_slice_cpu(ot_op_ctx *c) {
     const ot_tensor *x = c->in[0];
-    slice_plan p;
-    OT_TRY(make_plan(c, &p));
+    ot_slice_plan p;
+    OT_TRY(ot_slice_plan_make(c, 1, x->ndim, x->dims, &p));
     int r = x->ndim;
     int64_t xs[OT_MAX_DIMS], st[OT_MAX_DIMS], off = 0;
     ot_strides(r, x->dims, xs);

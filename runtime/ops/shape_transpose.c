@@ -17,7 +17,7 @@ ot_status ot_shape_transpose_parse(const ot_node *n, int opset, void *attr) {
     OT_TRY(ot_attr_ints(n, "perm", &p, &cnt));
     if (cnt > OT_MAX_DIMS)
         return ot_errorf(OT_E_UNSUPPORTED, "%s: 'perm' has %d entries; at most %d dims are supported",
-                         ot_shape_node_label(n), cnt, OT_MAX_DIMS);
+                         ot_node_name(n), cnt, OT_MAX_DIMS);
     a->nperm = cnt;
     for (int i = 0; i < cnt; i++) a->perm[i] = p[i];
     return OT_OK;

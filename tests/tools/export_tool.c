@@ -3,17 +3,23 @@
  *
  *   export_tool SRC.onnx DST.onnx [NAME=FILE.npy ...] [--merge NAME=A.npy,B.npy,SCALE,T ...]
  *               [--inline-limit BYTES]
+ *   export_tool --from-graph MODEL DST.onnx [NAME=FILE.npy ...] [--weights FILE.safetensors]
+ *               [--inline-limit BYTES]
  *
  * NAME=FILE.npy replaces initializer NAME by the array in FILE. --merge replaces it by
  * ot_lora_merge(W, T, A, B, SCALE) where W is the initializer read from SRC and T is 1 when
  * W is [out, in] (Gemm transB=1) and 0 when it is [in, out] (MatMul). --inline-limit caps
  * the packed model size (default: protobuf's 2 GB) to reach the external-data fallback.
+ * --from-graph loads MODEL (anything ot_model_load reads) into the graph IR, applies the
+ * --weights overlay when given, and writes the graph as a new model (ot_export_graph_onnx)
+ * instead of rewriting SRC.
  * Errors go to stderr as "export_tool: <message>" with exit status 1. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/npy.h"
+#include "exporter/onnx_graph_writer.h"
 #include "exporter/onnx_writer.h"
 #include "onnxtune/export.h"
 #include "onnxtune/importer.h"
@@ -25,6 +31,8 @@ static int fail(void) {
 
 static int usage(void) {
     fprintf(stderr, "usage: export_tool SRC.onnx DST.onnx [NAME=FILE.npy ...] [--merge NAME=A.npy,B.npy,SCALE,T ...] "
+                    "[--inline-limit BYTES]\n"
+                    "       export_tool --from-graph MODEL DST.onnx [NAME=FILE.npy ...] [--weights FILE.safetensors] "
                     "[--inline-limit BYTES]\n");
     return 2;
 }
@@ -55,8 +63,10 @@ static ot_status merge_spec(const ot_graph *g, char *spec, char **name, ot_tenso
 }
 
 int main(int argc, char **argv) {
+    int from_graph = argc > 1 && !strcmp(argv[1], "--from-graph");
+    if (from_graph) argv++, argc--;
     if (argc < 3) return usage();
-    const char *src = argv[1], *dst = argv[2];
+    const char *src = argv[1], *dst = argv[2], *weights = NULL;
     uint64_t limit = OT_ONNX_INLINE_LIMIT;
     ot_named_tensor *up = calloc((size_t)argc, sizeof *up);
     ot_tensor **own = calloc((size_t)argc, sizeof *own);
@@ -66,7 +76,9 @@ int main(int argc, char **argv) {
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--inline-limit") && i + 1 < argc) {
             limit = strtoull(argv[++i], NULL, 10);
-        } else if (!strcmp(argv[i], "--merge") && i + 1 < argc) {
+        } else if (from_graph && !strcmp(argv[i], "--weights") && i + 1 < argc) {
+            weights = argv[++i];
+        } else if (!from_graph && !strcmp(argv[i], "--merge") && i + 1 < argc) {
             if (!g && ot_onnx_load(src, &g) != OT_OK) goto done;
             char *name = NULL;
             if (merge_spec(g, argv[++i], &name, &own[n]) != OT_OK) goto done;
@@ -86,7 +98,13 @@ int main(int argc, char **argv) {
             n++;
         }
     }
-    if (ot_export_onnx_limit(src, up, n, dst, limit) != OT_OK) goto done;
+    if (from_graph) {
+        if (ot_model_load(src, &g) != OT_OK) goto done;
+        if (weights && ot_weights_overlay(g, weights) != OT_OK) goto done;
+        if (ot_export_graph_onnx_limit(g, up, n, dst, limit) != OT_OK) goto done;
+    } else if (ot_export_onnx_limit(src, up, n, dst, limit) != OT_OK) {
+        goto done;
+    }
     printf("exported %d update(s) to %s\n", n, dst);
     rc = 0;
 done:

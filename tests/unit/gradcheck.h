@@ -7,11 +7,18 @@
  * the backward graph; each parameter element is then perturbed by ±eps and
  *   |analytic - (L(+eps) - L(-eps)) / 2eps| <= tol · max(1, |analytic|, |numeric|)
  * must hold. Failures print the op, input, element and both values. Header-only: include
- * it from one test file per op family. */
+ * it from one test file per op family.
+ *
+ * Around it, the pieces every gradient test file needs: input makers (gc_random, gc_scalar,
+ * gc_i64, gc_convert), attribute setters for gc_attrs_fn callbacks (gc_attr_*), the
+ * run-and-count wrapper gc_check_free, and for tests that build their own graph
+ * (checking values by hand rather than by differences) gc_param, gc_sum_all, gc_output and
+ * gc_plan_meta. */
 #ifndef OT_GRADCHECK_H
 #define OT_GRADCHECK_H
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +50,31 @@ static inline ot_tensor *gc_random(int ndim, const int64_t *dims, double scale) 
     return t;
 }
 
+/* f64 scalar (rank 0) holding v. Owned. */
+static inline ot_tensor *gc_scalar(double v) {
+    ot_tensor *t;
+    if (ot_tensor_new(&t, OT_F64, 0, NULL) != OT_OK) abort();
+    ((double *)t->data)[0] = v;
+    return t;
+}
+
+/* int64 tensor of shape (ndim, dims) holding a copy of v (numel values; NULL: left as
+ * ot_tensor_new made it). Owned. */
+static inline ot_tensor *gc_i64(int ndim, const int64_t *dims, const int64_t *v) {
+    ot_tensor *t;
+    if (ot_tensor_new(&t, OT_I64, ndim, dims) != OT_OK) abort();
+    if (v && ot_tensor_numel(t)) memcpy(t->data, v, (size_t)ot_tensor_numel(t) * sizeof *v);
+    return t;
+}
+
+/* A copy of t converted to dtype dt (ot_convert's rounding). Owned. */
+static inline ot_tensor *gc_convert(const ot_tensor *t, ot_dtype dt) {
+    ot_tensor *o;
+    if (ot_tensor_new(&o, dt, t->ndim, t->dims) != OT_OK) abort();
+    ot_convert(o->data, dt, t->data, t->dtype, (size_t)ot_tensor_numel(t));
+    return o;
+}
+
 static inline int gc_value(ot_graph *g, const char *name) {
     int v;
     if (ot_graph_value(g, name, &v) != OT_OK) abort();
@@ -55,6 +87,36 @@ static inline void gc_set_init(ot_graph *g, int v, ot_tensor *t) {
     val->dtype = t->dtype;
     val->ndim = t->ndim;
     memcpy(val->dims, t->dims, sizeof val->dims);
+}
+
+/* The value `name` made a trainable parameter initialised with t (taken over). */
+static inline int gc_param(ot_graph *g, const char *name, ot_tensor *t) {
+    int v = gc_value(g, name);
+    gc_set_init(g, v, t);
+    g->values[v].is_param = 1;
+    return v;
+}
+
+/* Appends value v to the graph outputs. */
+static inline void gc_output(ot_graph *g, int v) {
+    int *o = realloc(g->outputs, (size_t)(g->n_outputs + 1) * sizeof *o);
+    if (!o) abort();
+    g->outputs = o;
+    g->outputs[g->n_outputs++] = v;
+}
+
+/* Sorts g and plans it once to learn every value's dtype and shape: *meta is a calloc'd
+ * array of g->n_values entries (owned by the caller, also on failure, when it stays zeroed
+ * past the failing step), ready for ot_autodiff. The plan itself is freed. */
+static inline ot_status gc_plan_meta(ot_graph *g, ot_tensor **meta) {
+    *meta = calloc((size_t)g->n_values, sizeof **meta);
+    if (!*meta) abort();
+    ot_plan *p = NULL;
+    OT_TRY(ot_graph_toposort(g));
+    OT_TRY(ot_plan_create(g, NULL, &p));
+    ot_plan_value_meta(p, *meta);
+    ot_plan_free(p);
+    return OT_OK;
 }
 
 static inline void gc_node_attr(ot_graph *g, int node, ot_attr a) {
@@ -83,6 +145,15 @@ static inline void gc_attr_string(ot_graph *g, int node, const char *name, const
     ot_attr a = {0};
     a.name = strdup(name), a.type = OT_ATTR_STRING, a.s = strdup(v);
     gc_node_attr(g, node, a);
+}
+
+/* Adds `out = ReduceSum(x)` with keepdims 0 (a scalar loss), as node `name`. Returns the
+ * node index. */
+static inline int gc_sum_all(ot_graph *g, const char *name, int x, int out) {
+    int node;
+    if (ot_graph_add_node(g, "ReduceSum", "", name, &x, 1, &out, 1, &node) != OT_OK) abort();
+    gc_attr_int(g, node, "keepdims", 0);
+    return node;
 }
 
 static inline double gc_run_loss(ot_plan *p, const ot_graph *g, ot_tensor *outs) {
@@ -130,15 +201,11 @@ static inline int gc_check(const char *op, const char *domain, int opset, const 
     int fails = -1;
     ot_plan *p = NULL;
     ot_tensor *meta = NULL, outs[64];
-    if (ot_graph_toposort(g) != OT_OK || ot_plan_create(g, NULL, &p) != OT_OK) {
+    if (gc_plan_meta(g, &meta) != OT_OK) {
         fprintf(stderr, "gradcheck %s: forward plan failed: %s\n", op, ot_last_error());
         goto done;
     }
     /* loss = Σ_k ReduceSum(Y_k * R_k) */
-    meta = calloc((size_t)g->n_values, sizeof *meta);
-    ot_plan_value_meta(p, meta);
-    ot_plan_free(p);
-    p = NULL;
     int acc = -1;
     for (int k = 0; k < n_out; k++) {
         int r, prod, sum;
@@ -151,9 +218,7 @@ static inline int gc_check(const char *op, const char *domain, int opset, const 
         sum = gc_value(g, name);
         int mi[2] = {out[k], r};
         ot_graph_add_node(g, "Mul", "", name, mi, 2, &prod, 1, NULL);
-        int rs;
-        ot_graph_add_node(g, "ReduceSum", "", name, &prod, 1, &sum, 1, &rs);
-        gc_attr_int(g, rs, "keepdims", 0);
+        gc_sum_all(g, name, prod, sum);
         if (acc < 0) {
             acc = sum;
         } else {
@@ -167,14 +232,10 @@ static inline int gc_check(const char *op, const char *domain, int opset, const 
     g->n_outputs = 1;
     free(meta);
     meta = NULL;
-    if (ot_graph_toposort(g) != OT_OK || ot_plan_create(g, NULL, &p) != OT_OK) {
+    if (gc_plan_meta(g, &meta) != OT_OK) {
         fprintf(stderr, "gradcheck %s: loss plan failed: %s\n", op, ot_last_error());
         goto done;
     }
-    meta = calloc((size_t)g->n_values, sizeof *meta);
-    ot_plan_value_meta(p, meta);
-    ot_plan_free(p);
-    p = NULL;
     int grads[16];
     if (ot_autodiff(g, meta, acc, params, n_params, NULL, grads) != OT_OK ||
         ot_plan_create(g, NULL, &p) != OT_OK) {
@@ -223,6 +284,24 @@ done:
     ot_plan_free(p);
     ot_graph_free(g);
     return fails;
+}
+
+/* gc_check, then frees every input value (gc_check works on copies; NULL ones are skipped).
+ * On failure also prints "  (<label>: N failures)", the label formatted from fmt like
+ * printf, so the failing case is named. Returns gc_check's result. */
+static inline int gc_check_free(const char *op, const char *domain, int opset, gc_input *inputs, int n_in, int n_out,
+                                gc_attrs_fn attrs, double tol, const char *fmt, ...) {
+    int r = gc_check(op, domain, opset, inputs, n_in, n_out, attrs, tol);
+    if (r != 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        fprintf(stderr, "  (");
+        vfprintf(stderr, fmt, ap);
+        fprintf(stderr, ": %d failures)\n", r);
+        va_end(ap);
+    }
+    for (int i = 0; i < n_in; i++) ot_tensor_free(inputs[i].value);
+    return r;
 }
 
 #endif

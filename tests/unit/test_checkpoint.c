@@ -376,18 +376,11 @@ static void test_bad_save_args(void) {
 }
 
 int main(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/ot_ckpt_XXXXXX", base && base[0] ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 2;
-    }
+    ot_test_mkdtemp(tmpdir, sizeof tmpdir, "ot_ckpt_");
     OT_RUN(test_save_open);
     OT_RUN(test_damage);
     OT_RUN(test_crashed_save);
     OT_RUN(test_bad_save_args);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "chmod -R u+w '%s'; rm -rf '%s'", tmpdir, tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    ot_test_rmtree(tmpdir);
     return OT_TEST_EXIT();
 }

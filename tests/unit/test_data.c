@@ -716,11 +716,7 @@ static void test_speed(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/ot_test_data.XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 2;
-    }
+    ot_test_mkdtemp(tmpdir, sizeof tmpdir, "ot_test_data.");
     OT_RUN(test_bin_rows);
     OT_RUN(test_bin_glob);
     OT_RUN(test_bin_errors);
@@ -738,8 +734,6 @@ int main(void) {
     OT_RUN(test_shuffle_reference);
     OT_RUN(test_shuffle_properties);
     OT_RUN(test_speed);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    ot_test_rmtree(tmpdir);
     return OT_TEST_EXIT();
 }

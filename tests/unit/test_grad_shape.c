@@ -27,13 +27,7 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Tensors. */
 
-static ot_tensor *i64v(int n, const int64_t *v) {
-    ot_tensor *t;
-    int64_t d[1] = {n};
-    ot_tensor_new(&t, OT_I64, 1, d);
-    if (n && v) memcpy(t->data, v, (size_t)n * sizeof *v);
-    return t;
-}
+static ot_tensor *i64v(int n, const int64_t *v) { return gc_i64(1, (const int64_t[]){n}, v); }
 #define I64S(...) i64v(NARG(__VA_ARGS__), D(__VA_ARGS__))
 static ot_tensor *i64_scalar(int64_t v) {
     ot_tensor *t;
@@ -44,12 +38,7 @@ static ot_tensor *i64_scalar(int64_t v) {
 static ot_tensor *rnd(int ndim, const int64_t *dims) { return gc_random(ndim, dims, 1.0); }
 #define RND(...) rnd(NARG(__VA_ARGS__), D(__VA_ARGS__))
 
-static ot_tensor *to_f32(const ot_tensor *x) {
-    ot_tensor *t;
-    ot_tensor_new(&t, OT_F32, x->ndim, x->dims);
-    ot_convert(t->data, OT_F32, x->data, x->dtype, (size_t)ot_tensor_numel(x));
-    return t;
-}
+static ot_tensor *to_f32(const ot_tensor *x) { return gc_convert(x, OT_F32); }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Gradient checks. */
@@ -77,9 +66,7 @@ static int check(const char *op, int opset, int n_out, ot_tensor *x, ot_tensor *
     gc_input in[5] = {{"x", x, 1}, {"c1", c1, 0}, {"c2", c2, 0}, {"c3", c3, 0}, {"c4", c4, 0}};
     int n = 5;
     while (n > 1 && !in[n - 1].value) n--;
-    int r = gc_check(op, "", opset, in, n, n_out, g_attrs, TOL);
-    for (int i = 0; i < 5; i++) ot_tensor_free(in[i].value);
-    if (r) fprintf(stderr, "  (%s opset %d: %d failures)\n", op, opset, r);
+    int r = gc_check_free(op, "", opset, in, n, n_out, g_attrs, TOL, "%s opset %d", op, opset);
     g_attrs = NULL;
     return r;
 }
@@ -89,8 +76,7 @@ static int check_all(const char *op, int opset, ot_tensor **xs, int n) {
     gc_input in[8];
     static const char *names[8] = {"x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7"};
     for (int i = 0; i < n; i++) in[i] = (gc_input){names[i], xs[i], 1};
-    int r = gc_check(op, "", opset, in, n, 1, g_attrs, TOL);
-    for (int i = 0; i < n; i++) ot_tensor_free(xs[i]);
+    int r = gc_check_free(op, "", opset, in, n, 1, g_attrs, TOL, "%s opset %d", op, opset);
     g_attrs = NULL;
     return r;
 }
@@ -161,16 +147,11 @@ static void test_split_unused_output(void) {
     int p0 = gc_value(g, "p0"), p2 = gc_value(g, "p2"), l = gc_value(g, "l");
     ot_graph_add_node(g, "Mul", "", "m0", (int[]){y[0], y[0]}, 2, &p0, 1, NULL); /* y0² */
     ot_graph_add_node(g, "Add", "", "a", (int[]){p0, y[2]}, 2, &p2, 1, NULL);    /* + y2 */
-    ot_graph_add_node(g, "ReduceSum", "", "sum", &p2, 1, &l, 1, &n);
-    gc_attr_int(g, n, "keepdims", 0);
-    g->outputs = malloc(8 * sizeof(int));
-    g->outputs[g->n_outputs++] = l;
+    gc_sum_all(g, "sum", p2, l);
+    gc_output(g, l);
     ot_plan *p = NULL;
-    CHECK_OK(ot_graph_toposort(g));
-    CHECK_OK(ot_plan_create(g, NULL, &p));
-    ot_tensor *meta = calloc((size_t)g->n_values, sizeof *meta);
-    ot_plan_value_meta(p, meta);
-    ot_plan_free(p);
+    ot_tensor *meta;
+    CHECK_OK(gc_plan_meta(g, &meta));
     int grad = -1;
     CHECK_OK(ot_autodiff(g, meta, l, &x, 1, NULL, &grad));
     CHECK_OK(ot_plan_create(g, NULL, &p));
@@ -246,23 +227,18 @@ static void test_dropout_mask_output(void) {
     ot_graph_new(&g);
     ot_graph_add_opset(g, "", 13);
     int x = gc_value(g, "x"), ys[2] = {gc_value(g, "y"), gc_value(g, "mask")}, r = gc_value(g, "r");
-    int p = gc_value(g, "p"), l = gc_value(g, "l"), n;
+    int p = gc_value(g, "p"), l = gc_value(g, "l");
     gc_set_init(g, x, RND(3, 4));
     g->values[x].is_param = 1;
     gc_set_init(g, r, RND(3, 4));
     ot_graph_add_node(g, "Dropout", "", "drop", &x, 1, ys, 2, NULL);
     ot_graph_add_node(g, "Mul", "", "mul", (int[]){ys[0], r}, 2, &p, 1, NULL);
-    ot_graph_add_node(g, "ReduceSum", "", "sum", &p, 1, &l, 1, &n);
-    gc_attr_int(g, n, "keepdims", 0);
-    g->outputs = malloc(4 * sizeof(int));
-    g->outputs[g->n_outputs++] = l;
-    g->outputs[g->n_outputs++] = ys[1];
+    gc_sum_all(g, "sum", p, l);
+    gc_output(g, l);
+    gc_output(g, ys[1]);
     ot_plan *pl = NULL;
-    CHECK_OK(ot_graph_toposort(g));
-    CHECK_OK(ot_plan_create(g, NULL, &pl));
-    ot_tensor *meta = calloc((size_t)g->n_values, sizeof *meta);
-    ot_plan_value_meta(pl, meta);
-    ot_plan_free(pl);
+    ot_tensor *meta;
+    CHECK_OK(gc_plan_meta(g, &meta));
     int grad = -1;
     CHECK_OK(ot_autodiff(g, meta, l, &x, 1, NULL, &grad));
     CHECK_OK(ot_plan_create(g, NULL, &pl));
@@ -650,7 +626,6 @@ static void test_pointwise_grads(void) {
 }
 
 int main(void) {
-    (void)gc_attr_float, (void)gc_attr_string;
     OT_RUN(test_views);
     OT_RUN(test_transpose);
     OT_RUN(test_concat_split);

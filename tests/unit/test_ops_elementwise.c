@@ -12,25 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/graph.h"
-#include "ot_test.h"
-#include "runtime/op.h"
+#include "op_harness.h"
 
-#define GUARD 64
 #define DIMS(...) ((const int64_t[]){__VA_ARGS__})
 
-/* A heap tensor holding a copy of `data` (zeros when NULL). */
-static ot_tensor *mk(ot_dtype dt, int ndim, const int64_t *dims, const void *data) {
-    ot_tensor *t = NULL;
-    if (ot_tensor_new(&t, dt, ndim, dims) != OT_OK) {
-        fprintf(stderr, "ot_tensor_new: %s\n", ot_last_error());
-        exit(2);
-    }
-    if (data && ot_tensor_nbytes(t)) memcpy(t->data, data, ot_tensor_nbytes(t));
-    return t;
-}
-static ot_tensor *f32(int ndim, const int64_t *dims, const float *v) { return mk(OT_F32, ndim, dims, v); }
-static ot_tensor *scalar_f32(float v) { return mk(OT_F32, 0, NULL, &v); }
+static ot_tensor *scalar_f32(float v) { return oh_tensor(OT_F32, 0, NULL, &v); }
 
 #define F(t) ((float *)(t)->data)
 #define D(t) ((double *)(t)->data)
@@ -40,72 +26,11 @@ static ot_tensor *scalar_f32(float v) { return mk(OT_F32, 0, NULL, &v); }
 #define I8(t) ((int8_t *)(t)->data)
 #define U16(t) ((uint16_t *)(t)->data)
 
-static ot_attr attr_int(const char *name, int64_t v) {
-    ot_attr a;
-    memset(&a, 0, sizeof a);
-    a.name = (char *)name;
-    a.type = OT_ATTR_INT;
-    a.i = v;
-    return a;
-}
-
-/* Runs `op` at `opset` through the registry: parse (when the entry has attributes), infer,
- * then the kernel into a buffer followed by guard bytes. On success *out is a new owned
- * tensor; on failure *out is NULL and the failing stage's status is returned. */
-static ot_status run(const char *op, int opset, const ot_attr *attrs, int n_attrs, int n_in,
-                     const ot_tensor *const *in, ot_tensor **out) {
-    *out = NULL;
-    int known = 0;
-    const ot_op_def *def = ot_op_find("", op, opset, &known);
-    if (!def) return ot_errorf(OT_E_UNSUPPORTED, "test: no entry for %s at opset %d (known: %d)", op, opset, known);
-    if (n_in < def->min_in || (def->max_in >= 0 && n_in > def->max_in))
-        return ot_errorf(OT_E_INVALID, "test: %s takes %d..%d inputs, got %d", op, def->min_in, def->max_in, n_in);
-    ot_node node;
-    memset(&node, 0, sizeof node);
-    node.name = (char *)"t";
-    node.op_type = (char *)op;
-    node.domain = (char *)"";
-    node.n_in = n_in;
-    node.n_out = 1;
-    node.n_attrs = n_attrs;
-    node.attrs = (ot_attr *)attrs;
-    union {
-        max_align_t align;
-        unsigned char bytes[256];
-    } abuf;
-    memset(&abuf, 0, sizeof abuf);
-    if (def->attr_size > sizeof abuf) return ot_errorf(OT_E_INTERNAL, "test: attr struct too large");
-    if (def->parse) OT_TRY(def->parse(&node, opset, &abuf));
-    ot_tensor o;
-    memset(&o, 0, sizeof o);
-    ot_tensor *outs[1] = {&o};
-    ot_op_ctx c = {.graph = NULL, .node = &node, .attr = def->attr_size ? (void *)&abuf : NULL, .opset = opset,
-                   .n_in = n_in, .n_out = 1, .in = in, .out = outs};
-    OT_TRY(def->infer(&c));
-    size_t nb = ot_tensor_nbytes(&o);
-    unsigned char *buf = malloc(nb + GUARD);
-    memset(buf, 0xA5, nb + GUARD);
-    o.data = buf;
-    ot_status s = def->cpu(&c);
-    int guard_ok = 1;
-    for (size_t k = nb; k < nb + GUARD; k++) guard_ok &= buf[k] == 0xA5;
-    CHECK(guard_ok);
-    if (s != OT_OK) {
-        free(buf);
-        return s;
-    }
-    ot_tensor *t = malloc(sizeof *t);
-    *t = o;
-    t->owned = 1;
-    *out = t;
-    return OT_OK;
-}
-
 /* Runs an op that must succeed and checks the output's dtype and shape. */
 static ot_tensor *run_ok(const char *op, int opset, const ot_attr *attrs, int n_attrs, int n_in,
                          const ot_tensor *const *in, ot_dtype dt, int ndim, const int64_t *dims) {
     ot_tensor *y = NULL;
-    CHECK_OK(run(op, opset, attrs, n_attrs, n_in, in, &y));
+    CHECK_OK(oh_run(op, opset, attrs, n_attrs, n_in, in, &y));
     if (!y) return NULL;
     CHECK(y->dtype == dt);
     CHECK(ot_shape_equal(y->ndim, y->dims, ndim, dims));
@@ -129,7 +54,7 @@ static int same_f32(float a, float b) { return (isnan(a) && isnan(b)) || a == b;
 static void test_add_shapes(void) {
     float a[24], b[24], r[4] = {10, 20, 30, 40};
     for (int i = 0; i < 24; i++) a[i] = (float)i * 0.25f - 3, b[i] = (float)(i * i) / 7.0f;
-    ot_tensor *A = f32(3, DIMS(2, 3, 4), a), *B = f32(3, DIMS(2, 3, 4), b), *R = f32(1, DIMS(4), r);
+    ot_tensor *A = oh_f32(3, DIMS(2, 3, 4), a), *B = oh_f32(3, DIMS(2, 3, 4), b), *R = oh_f32(1, DIMS(4), r);
     ot_tensor *S = scalar_f32(1.5f);
 
     ot_tensor *y = bin("Add", A, B, OT_F32, 3, DIMS(2, 3, 4));
@@ -168,7 +93,7 @@ static void test_add_shapes(void) {
 
     /* [3,1] (x) [1,4]: outer sum, both operands broadcast along one axis. */
     float c3[3] = {1, 2, 3};
-    ot_tensor *C = f32(2, DIMS(3, 1), c3), *R2 = f32(2, DIMS(1, 4), r);
+    ot_tensor *C = oh_f32(2, DIMS(3, 1), c3), *R2 = oh_f32(2, DIMS(1, 4), r);
     y = bin("Add", C, R2, OT_F32, 2, DIMS(3, 4));
     ok = 1;
     for (int i = 0; y && i < 3; i++)
@@ -179,7 +104,7 @@ static void test_add_shapes(void) {
     /* [2,3,4] + [2,1,4]: a middle broadcast axis, rows that cannot coalesce. */
     float m[8];
     for (int i = 0; i < 8; i++) m[i] = (float)(100 * i);
-    ot_tensor *M = f32(3, DIMS(2, 1, 4), m);
+    ot_tensor *M = oh_f32(3, DIMS(2, 1, 4), m);
     y = bin("Add", A, M, OT_F32, 3, DIMS(2, 3, 4));
     ok = 1;
     for (int i = 0; y && i < 2; i++)
@@ -189,18 +114,18 @@ static void test_add_shapes(void) {
     ot_tensor_free(y);
 
     /* Empty: [0,4] + [4] -> [0,4]; [2,0,1] * [3] -> [2,0,3]. */
-    ot_tensor *E = f32(2, DIMS(0, 4), NULL), *E2 = f32(3, DIMS(2, 0, 1), NULL), *T3 = f32(1, DIMS(3), c3);
+    ot_tensor *E = oh_f32(2, DIMS(0, 4), NULL), *E2 = oh_f32(3, DIMS(2, 0, 1), NULL), *T3 = oh_f32(1, DIMS(3), c3);
     y = bin("Add", E, R, OT_F32, 2, DIMS(0, 4));
     ot_tensor_free(y);
     y = bin("Mul", E2, T3, OT_F32, 3, DIMS(2, 0, 3));
     ot_tensor_free(y);
 
     /* Shape and dtype errors. */
-    ot_tensor *B5 = f32(1, DIMS(5), NULL), *I = mk(OT_I64, 1, DIMS(4), NULL), *H = mk(OT_F16, 1, DIMS(4), NULL);
+    ot_tensor *B5 = oh_f32(1, DIMS(5), NULL), *I = oh_tensor(OT_I64, 1, DIMS(4), NULL), *H = oh_tensor(OT_F16, 1, DIMS(4), NULL);
     const ot_tensor *p1[2] = {A, B5}, *p2[2] = {R, I}, *p3[2] = {H, H};
-    CHECK(run("Add", 17, NULL, 0, 2, p1, &y) == OT_E_SHAPE);
-    CHECK(run("Add", 17, NULL, 0, 2, p2, &y) == OT_E_SHAPE);
-    CHECK(run("Add", 17, NULL, 0, 2, p3, &y) == OT_E_UNSUPPORTED);
+    CHECK(oh_run("Add", 17, NULL, 0, 2, p1, &y) == OT_E_SHAPE);
+    CHECK(oh_run("Add", 17, NULL, 0, 2, p2, &y) == OT_E_SHAPE);
+    CHECK(oh_run("Add", 17, NULL, 0, 2, p3, &y) == OT_E_UNSUPPORTED);
     CHECK(strstr(ot_last_error(), "float16") && strstr(ot_last_error(), "Add node 't'"));
 
     ot_tensor *all[] = {A, B, R, S, C, R2, M, E, E2, T3, B5, I, H};
@@ -213,7 +138,7 @@ static void test_large_broadcast(void) {
     float *a = malloc(sizeof(float) * P * R), *b = malloc(sizeof(float) * Q * R);
     for (int i = 0; i < P * R; i++) a[i] = (float)(i % 1000) * 0.125f;
     for (int i = 0; i < Q * R; i++) b[i] = (float)(i % 777) - 300.0f;
-    ot_tensor *A = f32(3, DIMS(P, 1, R), a), *B = f32(3, DIMS(1, Q, R), b);
+    ot_tensor *A = oh_f32(3, DIMS(P, 1, R), a), *B = oh_f32(3, DIMS(1, Q, R), b);
     ot_tensor *y = bin("Add", A, B, OT_F32, 3, DIMS(P, Q, R));
     int ok = 1;
     for (int i = 0; y && i < P; i++)
@@ -242,7 +167,7 @@ static void test_large_broadcast(void) {
     int64_t n = 300001;
     float *x = malloc(sizeof(float) * (size_t)n);
     for (int64_t i = 0; i < n; i++) x[i] = (float)((i % 2001) - 1000) / 100.0f;
-    ot_tensor *X = f32(1, DIMS(n), x);
+    ot_tensor *X = oh_f32(1, DIMS(n), x);
     y = un("Tanh", X);
     ok = 1;
     for (int64_t i = 0; y && i < n; i++) ok &= fabs(F(y)[i] - tanh((double)x[i])) <= 1e-6;
@@ -259,7 +184,7 @@ static void test_large_broadcast(void) {
 
 static void test_int_arith(void) {
     int32_t a[6] = {INT32_MAX, -7, 7, INT32_MIN, 9, -9}, b[6] = {1, 2, -2, -1, 3, 4};
-    ot_tensor *A = mk(OT_I32, 1, DIMS(6), a), *B = mk(OT_I32, 1, DIMS(6), b);
+    ot_tensor *A = oh_tensor(OT_I32, 1, DIMS(6), a), *B = oh_tensor(OT_I32, 1, DIMS(6), b);
     ot_tensor *y = bin("Add", A, B, OT_I32, 1, DIMS(6));
     CHECK(y && I32(y)[0] == INT32_MIN && I32(y)[1] == -5 && I32(y)[2] == 5 && I32(y)[3] == INT32_MAX);
     ot_tensor_free(y);
@@ -273,7 +198,7 @@ static void test_int_arith(void) {
     ot_tensor_free(y);
 
     int64_t la[3] = {(int64_t)1 << 40, -5, 12}, lb = 3;
-    ot_tensor *LA = mk(OT_I64, 1, DIMS(3), la), *LB = mk(OT_I64, 0, NULL, &lb);
+    ot_tensor *LA = oh_tensor(OT_I64, 1, DIMS(3), la), *LB = oh_tensor(OT_I64, 0, NULL, &lb);
     y = bin("Sub", LA, LB, OT_I64, 1, DIMS(3));
     CHECK(y && I64(y)[0] == ((int64_t)1 << 40) - 3 && I64(y)[1] == -8 && I64(y)[2] == 9);
     ot_tensor_free(y);
@@ -282,7 +207,7 @@ static void test_int_arith(void) {
     ot_tensor_free(y);
 
     uint8_t ua[3] = {250, 3, 200}, ub[3] = {10, 5, 7};
-    ot_tensor *UA = mk(OT_U8, 1, DIMS(3), ua), *UB = mk(OT_U8, 1, DIMS(3), ub);
+    ot_tensor *UA = oh_tensor(OT_U8, 1, DIMS(3), ua), *UB = oh_tensor(OT_U8, 1, DIMS(3), ub);
     y = bin("Add", UA, UB, OT_U8, 1, DIMS(3));
     CHECK(y && U8(y)[0] == 4 && U8(y)[1] == 8 && U8(y)[2] == 207);
     ot_tensor_free(y);
@@ -292,13 +217,13 @@ static void test_int_arith(void) {
 
     /* Integer division by zero fails the node before writing. */
     int64_t z[3] = {1, 0, 2};
-    ot_tensor *Z = mk(OT_I64, 1, DIMS(3), z);
+    ot_tensor *Z = oh_tensor(OT_I64, 1, DIMS(3), z);
     const ot_tensor *in[2] = {LA, Z};
-    CHECK(run("Div", 17, NULL, 0, 2, in, &y) == OT_E_INVALID);
+    CHECK(oh_run("Div", 17, NULL, 0, 2, in, &y) == OT_E_INVALID);
     CHECK(y == NULL && strstr(ot_last_error(), "division by zero") && strstr(ot_last_error(), "element 1"));
     /* ... but float division by zero is IEEE. */
     float fz[2] = {1, -1}, f0 = 0;
-    ot_tensor *FZ = f32(1, DIMS(2), fz), *F0 = scalar_f32(f0);
+    ot_tensor *FZ = oh_f32(1, DIMS(2), fz), *F0 = scalar_f32(f0);
     y = bin("Div", FZ, F0, OT_F32, 1, DIMS(2));
     CHECK(y && isinf(F(y)[0]) && F(y)[0] > 0 && isinf(F(y)[1]) && F(y)[1] < 0);
     ot_tensor_free(y);
@@ -309,7 +234,7 @@ static void test_int_arith(void) {
 
 static void test_pow(void) {
     float x[6] = {1.5f, -2.0f, 0.3f, 4.0f, -0.0f, -INFINITY};
-    ot_tensor *X = f32(1, DIMS(6), x);
+    ot_tensor *X = oh_f32(1, DIMS(6), x);
     float e2 = 2, e3 = 3, eh = 0.5f, e17 = 1.7f;
     ot_tensor *E2 = scalar_f32(e2), *E3 = scalar_f32(e3), *EH = scalar_f32(eh), *E17 = scalar_f32(e17);
     ot_tensor *y = bin("Pow", X, E2, OT_F32, 1, DIMS(6));
@@ -333,7 +258,7 @@ static void test_pow(void) {
 
     /* Exponent broadcast along rows: [2,3] ^ [3]. */
     float b6[6] = {1, 2, 3, 4, 5, 6}, ev[3] = {0, 1, -1};
-    ot_tensor *B6 = f32(2, DIMS(2, 3), b6), *EV = f32(1, DIMS(3), ev);
+    ot_tensor *B6 = oh_f32(2, DIMS(2, 3), b6), *EV = oh_f32(1, DIMS(3), ev);
     y = bin("Pow", B6, EV, OT_F32, 2, DIMS(2, 3));
     CHECK(y && F(y)[0] == 1 && F(y)[1] == 2 && F(y)[2] == 1.0f / 3 && F(y)[3] == 1 && F(y)[4] == 5 &&
           F(y)[5] == 1.0f / 6);
@@ -341,7 +266,7 @@ static void test_pow(void) {
 
     /* float32 base, int64 exponent (computed in double). */
     int64_t ie[6] = {2, 3, -1, 0, 5, 2};
-    ot_tensor *IE = mk(OT_I64, 1, DIMS(6), ie);
+    ot_tensor *IE = oh_tensor(OT_I64, 1, DIMS(6), ie);
     y = bin("Pow", X, IE, OT_F32, 1, DIMS(6));
     CHECK(y && F(y)[0] == 2.25f && F(y)[1] == -8.0f && F(y)[2] == (float)(1 / 0.3f) && F(y)[3] == 1.0f &&
           F(y)[5] == INFINITY);
@@ -349,7 +274,7 @@ static void test_pow(void) {
 
     /* int32 base, int32 exponent: exact, x^-n = 0 unless |x| == 1. */
     int32_t ib[6] = {2, -3, 2, -1, 7, 0}, ix[6] = {10, 3, -1, -3, 0, 0};
-    ot_tensor *IB = mk(OT_I32, 1, DIMS(6), ib), *IX = mk(OT_I32, 1, DIMS(6), ix);
+    ot_tensor *IB = oh_tensor(OT_I32, 1, DIMS(6), ib), *IX = oh_tensor(OT_I32, 1, DIMS(6), ix);
     y = bin("Pow", IB, IX, OT_I32, 1, DIMS(6));
     CHECK(y && I32(y)[0] == 1024 && I32(y)[1] == -27 && I32(y)[2] == 0 && I32(y)[3] == -1 && I32(y)[4] == 1 &&
           I32(y)[5] == 1);
@@ -358,7 +283,7 @@ static void test_pow(void) {
     /* int64 base, int64 exponent, beyond double's 53 bits: 3^39 exactly. */
     int64_t l3 = 3, l39 = 39, p = 1;
     for (int i = 0; i < 39; i++) p *= 3;
-    ot_tensor *L3 = mk(OT_I64, 1, DIMS(1), &l3), *L39 = mk(OT_I64, 0, NULL, &l39);
+    ot_tensor *L3 = oh_tensor(OT_I64, 1, DIMS(1), &l3), *L39 = oh_tensor(OT_I64, 0, NULL, &l39);
     y = bin("Pow", L3, L39, OT_I64, 1, DIMS(1));
     CHECK(y && I64(y)[0] == p);
     ot_tensor_free(y);
@@ -366,16 +291,16 @@ static void test_pow(void) {
     /* int64 base, float exponent: trunc(pow). */
     int64_t lb[4] = {3, 4, -2, 10};
     float fe[4] = {2.5f, 0.5f, 3.0f, -1.0f};
-    ot_tensor *LB = mk(OT_I64, 1, DIMS(4), lb), *FE = f32(1, DIMS(4), fe);
+    ot_tensor *LB = oh_tensor(OT_I64, 1, DIMS(4), lb), *FE = oh_f32(1, DIMS(4), fe);
     y = bin("Pow", LB, FE, OT_I64, 1, DIMS(4));
     CHECK(y && I64(y)[0] == 15 && I64(y)[1] == 2 && I64(y)[2] == -8 && I64(y)[3] == 0);
     ot_tensor_free(y);
 
     /* A bool exponent and a float16 base are rejected. */
-    ot_tensor *BO = mk(OT_BOOL, 1, DIMS(6), NULL), *H = mk(OT_F16, 1, DIMS(6), NULL);
+    ot_tensor *BO = oh_tensor(OT_BOOL, 1, DIMS(6), NULL), *H = oh_tensor(OT_F16, 1, DIMS(6), NULL);
     const ot_tensor *bad1[2] = {X, BO}, *bad2[2] = {H, X};
-    CHECK(run("Pow", 17, NULL, 0, 2, bad1, &y) == OT_E_UNSUPPORTED);
-    CHECK(run("Pow", 17, NULL, 0, 2, bad2, &y) == OT_E_UNSUPPORTED);
+    CHECK(oh_run("Pow", 17, NULL, 0, 2, bad1, &y) == OT_E_UNSUPPORTED);
+    CHECK(oh_run("Pow", 17, NULL, 0, 2, bad2, &y) == OT_E_UNSUPPORTED);
 
     ot_tensor *all[] = {X, E2, E3, EH, E17, B6, EV, IE, IB, IX, L3, L39, LB, FE, BO, H};
     for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) ot_tensor_free(all[k]);
@@ -385,7 +310,7 @@ static void test_pow(void) {
 
 static void test_unary(void) {
     float x[9] = {-3.0f, -0.5f, 0.0f, 0.1f, 1.0f, 2.5f, 7.0f, 0.75f, 3.9f};
-    ot_tensor *X = f32(1, DIMS(9), x);
+    ot_tensor *X = oh_f32(1, DIMS(9), x);
     struct {
         const char *op;
         double (*ref)(double);
@@ -407,7 +332,7 @@ static void test_unary(void) {
     ot_tensor_free(y);
 
     float p[5] = {4.0f, 2.0f, 0.0f, 1e-3f, 1e6f};
-    ot_tensor *P = f32(1, DIMS(5), p);
+    ot_tensor *P = oh_f32(1, DIMS(5), p);
     y = un("Sqrt", P);
     CHECK(y && F(y)[0] == 2.0f && F(y)[1] == (float)sqrt(2.0) && F(y)[2] == 0.0f && F(y)[4] == 1000.0f);
     ot_tensor_free(y);
@@ -422,7 +347,7 @@ static void test_unary(void) {
 
     /* Sigmoid at large |x| and NaN: no overflow, tails kept, NaN stays NaN. */
     float s[7] = {-100.0f, -20.0f, 20.0f, 100.0f, NAN, -88.0f, -90.0f};
-    ot_tensor *S = f32(1, DIMS(7), s);
+    ot_tensor *S = oh_f32(1, DIMS(7), s);
     y = un("Sigmoid", S);
     CHECK(y && F(y)[0] >= 0.0f && F(y)[0] < 1e-40f);
     CHECK(y && fabs(F(y)[1] - exp(-20.0)) <= 1e-6 * exp(-20.0) * 10); /* relative, tail kept */
@@ -434,7 +359,7 @@ static void test_unary(void) {
     /* Erf over a dense grid to 1e-5 relative of the double reference. */
     float g[401];
     for (int i = 0; i < 401; i++) g[i] = (float)(i - 200) / 40.0f;
-    ot_tensor *G = f32(1, DIMS(401), g);
+    ot_tensor *G = oh_f32(1, DIMS(401), g);
     y = un("Erf", G);
     int ok = 1;
     for (int i = 0; y && i < 401; i++) {
@@ -446,19 +371,19 @@ static void test_unary(void) {
 
     /* Relu keeps NaN and -0, like ONNX Runtime. */
     float r[5] = {NAN, -0.0f, -1.0f, 2.0f, -INFINITY};
-    ot_tensor *R = f32(1, DIMS(5), r);
+    ot_tensor *R = oh_f32(1, DIMS(5), r);
     y = un("Relu", R);
     CHECK(y && isnan(F(y)[0]) && F(y)[1] == 0.0f && F(y)[2] == 0.0f && F(y)[3] == 2.0f && F(y)[4] == 0.0f);
     ot_tensor_free(y);
 
     /* float64 and integer paths. */
     double d[3] = {-1.0, 0.5, 2.0};
-    ot_tensor *Dt = mk(OT_F64, 1, DIMS(3), d);
+    ot_tensor *Dt = oh_tensor(OT_F64, 1, DIMS(3), d);
     y = un("Exp", Dt);
     CHECK(y && D(y)[0] == exp(-1.0) && D(y)[1] == exp(0.5) && D(y)[2] == exp(2.0));
     ot_tensor_free(y);
     int8_t i8[4] = {-128, -5, 0, 127};
-    ot_tensor *I8t = mk(OT_I8, 1, DIMS(4), i8);
+    ot_tensor *I8t = oh_tensor(OT_I8, 1, DIMS(4), i8);
     y = un("Abs", I8t);
     CHECK(y && I8(y)[0] == -128 && I8(y)[1] == 5 && I8(y)[2] == 0 && I8(y)[3] == 127);
     ot_tensor_free(y);
@@ -466,15 +391,15 @@ static void test_unary(void) {
     CHECK(y && I8(y)[0] == -128 && I8(y)[1] == 5 && I8(y)[3] == -127);
     ot_tensor_free(y);
     int64_t l[3] = {-4, 0, 9};
-    ot_tensor *L = mk(OT_I64, 1, DIMS(3), l);
+    ot_tensor *L = oh_tensor(OT_I64, 1, DIMS(3), l);
     y = un("Relu", L);
     CHECK(y && I64(y)[0] == 0 && I64(y)[1] == 0 && I64(y)[2] == 9);
     ot_tensor_free(y);
     const ot_tensor *li[1] = {L};
-    CHECK(run("Exp", 17, NULL, 0, 1, li, &y) == OT_E_UNSUPPORTED); /* Exp has no int64 kernel */
+    CHECK(oh_run("Exp", 17, NULL, 0, 1, li, &y) == OT_E_UNSUPPORTED); /* Exp has no int64 kernel */
 
     /* Empty input. */
-    ot_tensor *E = f32(2, DIMS(0, 5), NULL);
+    ot_tensor *E = oh_f32(2, DIMS(0, 5), NULL);
     y = un("Exp", E);
     ot_tensor_free(y);
 
@@ -486,7 +411,7 @@ static void test_unary(void) {
 
 static void test_compare_logic(void) {
     float a[6] = {1, 2, 3, NAN, -1, 5}, b[3] = {2, 2, NAN};
-    ot_tensor *A = f32(2, DIMS(2, 3), a), *B = f32(1, DIMS(3), b);
+    ot_tensor *A = oh_f32(2, DIMS(2, 3), a), *B = oh_f32(1, DIMS(3), b);
     const char *ops[5] = {"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"};
     for (int o = 0; o < 5; o++) {
         ot_tensor *y = bin(ops[o], A, B, OT_BOOL, 2, DIMS(2, 3));
@@ -500,7 +425,7 @@ static void test_compare_logic(void) {
         ot_tensor_free(y);
     }
     int64_t la[4] = {5, -3, 7, 7}, lb = 7;
-    ot_tensor *LA = mk(OT_I64, 1, DIMS(4), la), *LB = mk(OT_I64, 0, NULL, &lb);
+    ot_tensor *LA = oh_tensor(OT_I64, 1, DIMS(4), la), *LB = oh_tensor(OT_I64, 0, NULL, &lb);
     ot_tensor *y = bin("Equal", LA, LB, OT_BOOL, 1, DIMS(4));
     CHECK(y && U8(y)[0] == 0 && U8(y)[1] == 0 && U8(y)[2] == 1 && U8(y)[3] == 1);
     ot_tensor_free(y);
@@ -509,7 +434,7 @@ static void test_compare_logic(void) {
     ot_tensor_free(y);
 
     uint8_t p[4] = {1, 0, 1, 0}, q[4] = {1, 1, 0, 0}, q2[4] = {2, 1, 0, 0}; /* q2: a nonzero non-1 "true" */
-    ot_tensor *P = mk(OT_BOOL, 1, DIMS(4), p), *Q = mk(OT_BOOL, 1, DIMS(4), q), *Q2 = mk(OT_BOOL, 1, DIMS(4), q2);
+    ot_tensor *P = oh_tensor(OT_BOOL, 1, DIMS(4), p), *Q = oh_tensor(OT_BOOL, 1, DIMS(4), q), *Q2 = oh_tensor(OT_BOOL, 1, DIMS(4), q2);
     y = bin("And", P, Q, OT_BOOL, 1, DIMS(4));
     CHECK(y && U8(y)[0] == 1 && U8(y)[1] == 0 && U8(y)[2] == 0 && U8(y)[3] == 0);
     ot_tensor_free(y);
@@ -523,9 +448,9 @@ static void test_compare_logic(void) {
     CHECK(y && U8(y)[0] == 0 && U8(y)[1] == 0 && U8(y)[2] == 1 && U8(y)[3] == 1);
     ot_tensor_free(y);
     const ot_tensor *fb[2] = {A, A};
-    CHECK(run("And", 17, NULL, 0, 2, fb, &y) == OT_E_UNSUPPORTED);
+    CHECK(oh_run("And", 17, NULL, 0, 2, fb, &y) == OT_E_UNSUPPORTED);
     const ot_tensor *pb[2] = {P, B};
-    CHECK(run("Less", 17, NULL, 0, 2, pb, &y) == OT_E_SHAPE); /* bool vs float */
+    CHECK(oh_run("Less", 17, NULL, 0, 2, pb, &y) == OT_E_SHAPE); /* bool vs float */
 
     ot_tensor *all[] = {A, B, LA, LB, P, Q, Q2};
     for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) ot_tensor_free(all[k]);
@@ -537,7 +462,7 @@ static void test_where(void) {
     float sc[96];
     for (int i = 0; i < 96; i++) sc[i] = (float)i;
     float fill = -INFINITY;
-    ot_tensor *M = mk(OT_BOOL, 4, DIMS(2, 1, 1, 4), mask), *S = f32(4, DIMS(2, 3, 4, 4), sc), *Fl = scalar_f32(fill);
+    ot_tensor *M = oh_tensor(OT_BOOL, 4, DIMS(2, 1, 1, 4), mask), *S = oh_f32(4, DIMS(2, 3, 4, 4), sc), *Fl = scalar_f32(fill);
     const ot_tensor *in[3] = {M, S, Fl};
     ot_tensor *y = run_ok("Where", 17, NULL, 0, 3, in, OT_F32, 4, DIMS(2, 3, 4, 4));
     int ok = 1;
@@ -557,8 +482,8 @@ static void test_where(void) {
     /* Condition broadcast along the rows ([2,1]), int64 and float16 payloads. */
     uint8_t c2[2] = {0, 1};
     int64_t xa[6] = {1, 2, 3, 4, 5, 6}, ya[3] = {-1, -2, -3};
-    ot_tensor *C2 = mk(OT_BOOL, 2, DIMS(2, 1), c2), *XA = mk(OT_I64, 2, DIMS(2, 3), xa);
-    ot_tensor *YA = mk(OT_I64, 1, DIMS(3), ya);
+    ot_tensor *C2 = oh_tensor(OT_BOOL, 2, DIMS(2, 1), c2), *XA = oh_tensor(OT_I64, 2, DIMS(2, 3), xa);
+    ot_tensor *YA = oh_tensor(OT_I64, 1, DIMS(3), ya);
     const ot_tensor *in3[3] = {C2, XA, YA};
     y = run_ok("Where", 17, NULL, 0, 3, in3, OT_I64, 2, DIMS(2, 3));
     CHECK(y && I64(y)[0] == -1 && I64(y)[1] == -2 && I64(y)[2] == -3 && I64(y)[3] == 4 && I64(y)[4] == 5 &&
@@ -566,19 +491,19 @@ static void test_where(void) {
     ot_tensor_free(y);
     uint16_t ha[3] = {0x3c00, 0x4000, 0x4200}, hb[3] = {0xbc00, 0xc000, 0xc200};
     uint8_t c3[3] = {1, 0, 1};
-    ot_tensor *HA = mk(OT_F16, 1, DIMS(3), ha), *HB = mk(OT_F16, 1, DIMS(3), hb), *C3 = mk(OT_BOOL, 1, DIMS(3), c3);
+    ot_tensor *HA = oh_tensor(OT_F16, 1, DIMS(3), ha), *HB = oh_tensor(OT_F16, 1, DIMS(3), hb), *C3 = oh_tensor(OT_BOOL, 1, DIMS(3), c3);
     const ot_tensor *in4[3] = {C3, HA, HB};
     y = run_ok("Where", 17, NULL, 0, 3, in4, OT_F16, 1, DIMS(3));
     CHECK(y && U16(y)[0] == 0x3c00 && U16(y)[1] == 0xc000 && U16(y)[2] == 0x4200);
     ot_tensor_free(y);
     /* Empty and error cases. */
-    ot_tensor *E = mk(OT_BOOL, 2, DIMS(0, 3), NULL);
+    ot_tensor *E = oh_tensor(OT_BOOL, 2, DIMS(0, 3), NULL);
     const ot_tensor *in5[3] = {E, YA, YA};
     y = run_ok("Where", 17, NULL, 0, 3, in5, OT_I64, 2, DIMS(0, 3));
     ot_tensor_free(y);
     const ot_tensor *bad[3] = {XA, XA, XA}, *bad2[3] = {C3, HA, S};
-    CHECK(run("Where", 17, NULL, 0, 3, bad, &y) == OT_E_SHAPE);
-    CHECK(run("Where", 17, NULL, 0, 3, bad2, &y) == OT_E_SHAPE);
+    CHECK(oh_run("Where", 17, NULL, 0, 3, bad, &y) == OT_E_SHAPE);
+    CHECK(oh_run("Where", 17, NULL, 0, 3, bad2, &y) == OT_E_SHAPE);
 
     ot_tensor *all[] = {M, S, Fl, C2, XA, YA, HA, HB, C3, E};
     for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) ot_tensor_free(all[k]);
@@ -588,7 +513,7 @@ static void test_where(void) {
 
 static void test_minmax_clip(void) {
     float a[3] = {NAN, 1, 2}, b[3] = {1, NAN, 3};
-    ot_tensor *A = f32(1, DIMS(3), a), *B = f32(1, DIMS(3), b);
+    ot_tensor *A = oh_f32(1, DIMS(3), a), *B = oh_f32(1, DIMS(3), b);
     ot_tensor *y = bin("Max", A, B, OT_F32, 1, DIMS(3));
     CHECK(y && isnan(F(y)[0]) && isnan(F(y)[1]) && F(y)[2] == 3);
     ot_tensor_free(y);
@@ -598,7 +523,7 @@ static void test_minmax_clip(void) {
 
     /* Min of [3,1], [1,4] and a scalar; single-input Max is a copy. */
     int64_t c[3] = {5, -2, 9}, r[4] = {0, 3, 7, -5}, s = 4;
-    ot_tensor *C = mk(OT_I64, 2, DIMS(3, 1), c), *R = mk(OT_I64, 2, DIMS(1, 4), r), *S = mk(OT_I64, 0, NULL, &s);
+    ot_tensor *C = oh_tensor(OT_I64, 2, DIMS(3, 1), c), *R = oh_tensor(OT_I64, 2, DIMS(1, 4), r), *S = oh_tensor(OT_I64, 0, NULL, &s);
     const ot_tensor *in[3] = {C, R, S};
     y = run_ok("Min", 13, NULL, 0, 3, in, OT_I64, 2, DIMS(3, 4));
     int ok = 1;
@@ -617,7 +542,7 @@ static void test_minmax_clip(void) {
     /* Clip, f32: both bounds; max only (min omitted); none (infinities clamp to the largest
      * finite values); min > max gives max everywhere. */
     float x[6] = {NAN, -5, 5, 0.5f, -INFINITY, INFINITY};
-    ot_tensor *X = f32(1, DIMS(6), x), *Lo = scalar_f32(0), *Hi = scalar_f32(1);
+    ot_tensor *X = oh_f32(1, DIMS(6), x), *Lo = scalar_f32(0), *Hi = scalar_f32(1);
     const ot_tensor *c1[3] = {X, Lo, Hi};
     y = run_ok("Clip", 13, NULL, 0, 3, c1, OT_F32, 1, DIMS(6));
     CHECK(y && isnan(F(y)[0]) && F(y)[1] == 0 && F(y)[2] == 1 && F(y)[3] == 0.5f && F(y)[4] == 0 && F(y)[5] == 1);
@@ -637,15 +562,15 @@ static void test_minmax_clip(void) {
 
     /* Clip, int64, min only; a non-scalar bound and a mismatched dtype are rejected. */
     int64_t xi[4] = {-9, 0, 3, INT64_MAX}, lo = -1;
-    ot_tensor *XI = mk(OT_I64, 2, DIMS(2, 2), xi), *LOI = mk(OT_I64, 1, DIMS(1), &lo);
+    ot_tensor *XI = oh_tensor(OT_I64, 2, DIMS(2, 2), xi), *LOI = oh_tensor(OT_I64, 1, DIMS(1), &lo);
     const ot_tensor *c5[2] = {XI, LOI};
     y = run_ok("Clip", 17, NULL, 0, 2, c5, OT_I64, 2, DIMS(2, 2));
     CHECK(y && I64(y)[0] == -1 && I64(y)[1] == 0 && I64(y)[2] == 3 && I64(y)[3] == INT64_MAX);
     ot_tensor_free(y);
     const ot_tensor *c6[3] = {X, A, NULL}, *c7[2] = {X, LOI};
-    CHECK(run("Clip", 17, NULL, 0, 3, c6, &y) == OT_E_SHAPE);
+    CHECK(oh_run("Clip", 17, NULL, 0, 3, c6, &y) == OT_E_SHAPE);
     CHECK(strstr(ot_last_error(), "'min' must be a scalar") != NULL);
-    CHECK(run("Clip", 17, NULL, 0, 2, c7, &y) == OT_E_SHAPE);
+    CHECK(oh_run("Clip", 17, NULL, 0, 2, c7, &y) == OT_E_SHAPE);
 
     ot_tensor *all[] = {A, B, C, R, S, X, Lo, Hi, XI, LOI};
     for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) ot_tensor_free(all[k]);
@@ -654,14 +579,14 @@ static void test_minmax_clip(void) {
 /* ---- Cast ---- */
 
 static ot_tensor *cast(const ot_tensor *x, ot_dtype to, int opset) {
-    ot_attr at = attr_int("to", to);
+    ot_attr at = oh_attr_int("to", to);
     const ot_tensor *in[1] = {x};
     return run_ok("Cast", opset, &at, 1, 1, in, to, x->ndim, x->dims);
 }
 
 static void test_cast(void) {
     float x[7] = {2.7f, -2.7f, NAN, 0.0f, -0.0f, 1e10f, 1.00390625f};
-    ot_tensor *X = f32(1, DIMS(7), x);
+    ot_tensor *X = oh_f32(1, DIMS(7), x);
     ot_tensor *y = cast(X, OT_I64, 13);
     CHECK(y && I64(y)[0] == 2 && I64(y)[1] == -2 && I64(y)[2] == 0 && I64(y)[3] == 0 && I64(y)[5] == 10000000000LL);
     ot_tensor_free(y);
@@ -682,7 +607,7 @@ static void test_cast(void) {
     ot_tensor_free(y);
 
     int64_t l[4] = {(1LL << 24) + 1, -3, 0, (1LL << 53) + 1};
-    ot_tensor *L = mk(OT_I64, 1, DIMS(4), l);
+    ot_tensor *L = oh_tensor(OT_I64, 1, DIMS(4), l);
     y = cast(L, OT_F32, 17);
     CHECK(y && F(y)[0] == 16777216.0f && F(y)[1] == -3.0f && F(y)[2] == 0.0f && F(y)[3] == 9007199254740992.0f);
     ot_tensor_free(y);
@@ -697,7 +622,7 @@ static void test_cast(void) {
     ot_tensor_free(y);
 
     uint8_t bo[3] = {1, 0, 1};
-    ot_tensor *BO = mk(OT_BOOL, 1, DIMS(3), bo);
+    ot_tensor *BO = oh_tensor(OT_BOOL, 1, DIMS(3), bo);
     y = cast(BO, OT_F32, 17);
     CHECK(y && F(y)[0] == 1 && F(y)[1] == 0 && F(y)[2] == 1);
     ot_tensor_free(y);
@@ -706,12 +631,12 @@ static void test_cast(void) {
     ot_tensor_free(y);
 
     double d[3] = {65504.0, 1e6, 1.0 / 3};
-    ot_tensor *Dd = mk(OT_F64, 1, DIMS(3), d);
+    ot_tensor *Dd = oh_tensor(OT_F64, 1, DIMS(3), d);
     y = cast(Dd, OT_F16, 17);
     CHECK(y && U16(y)[0] == 0x7bff && U16(y)[1] == 0x7c00 && U16(y)[2] == 0x3555);
     ot_tensor_free(y);
     int32_t iv[2] = {-7, 300};
-    ot_tensor *IV = mk(OT_I32, 1, DIMS(2), iv);
+    ot_tensor *IV = oh_tensor(OT_I32, 1, DIMS(2), iv);
     y = cast(IV, OT_U8, 17);
     CHECK(y && U8(y)[0] == 249 && U8(y)[1] == 44);
     ot_tensor_free(y);
@@ -720,17 +645,17 @@ static void test_cast(void) {
     ot_tensor_free(y);
 
     /* Empty tensors; attribute errors: missing `to`, float8 target, string target. */
-    ot_tensor *E = f32(2, DIMS(3, 0), NULL);
+    ot_tensor *E = oh_f32(2, DIMS(3, 0), NULL);
     y = cast(E, OT_F16, 19);
     ot_tensor_free(y);
     const ot_tensor *in[1] = {X};
-    CHECK(run("Cast", 17, NULL, 0, 1, in, &y) == OT_E_INVALID);
+    CHECK(oh_run("Cast", 17, NULL, 0, 1, in, &y) == OT_E_INVALID);
     CHECK(strstr(ot_last_error(), "'to'") != NULL);
-    ot_attr f8[2] = {attr_int("to", 17), attr_int("saturate", 0)};
-    CHECK(run("Cast", 19, f8, 2, 1, in, &y) == OT_E_UNSUPPORTED);
-    ot_attr st = attr_int("to", OT_STRING);
-    CHECK(run("Cast", 17, &st, 1, 1, in, &y) == OT_E_UNSUPPORTED);
-    ot_attr sat[2] = {attr_int("to", OT_F16), attr_int("saturate", 0)}; /* accepted at 19 */
+    ot_attr f8[2] = {oh_attr_int("to", 17), oh_attr_int("saturate", 0)};
+    CHECK(oh_run("Cast", 19, f8, 2, 1, in, &y) == OT_E_UNSUPPORTED);
+    ot_attr st = oh_attr_int("to", OT_STRING);
+    CHECK(oh_run("Cast", 17, &st, 1, 1, in, &y) == OT_E_UNSUPPORTED);
+    ot_attr sat[2] = {oh_attr_int("to", OT_F16), oh_attr_int("saturate", 0)}; /* accepted at 19 */
     y = run_ok("Cast", 19, sat, 2, 1, in, OT_F16, 1, DIMS(7));
     CHECK(y && U16(y)[3] == 0 && U16(y)[6] == 0x3c04); /* 1 + 2^-8 is exact in f16 */
     ot_tensor_free(y);

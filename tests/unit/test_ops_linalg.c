@@ -12,117 +12,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/graph.h"
-#include "ot_test.h"
-#include "runtime/op.h"
+#include "op_harness.h"
 #include "runtime/ops/linalg_internal.h"
 
-#define GUARD 64
 #define DIMS(...) ((const int64_t[]){__VA_ARGS__})
 #define F(t) ((float *)(t)->data)
 #define D(t) ((double *)(t)->data)
 #define I32(t) ((int32_t *)(t)->data)
 #define I64(t) ((int64_t *)(t)->data)
 
-/* ---- harness --------------------------------------------------------------------------- */
+/* ---- harness: op_harness.h -------------------------------------------------------------- */
 
-static ot_tensor *mk(ot_dtype dt, int ndim, const int64_t *dims, const void *data) {
-    ot_tensor *t = NULL;
-    if (ot_tensor_new(&t, dt, ndim, dims) != OT_OK) {
-        fprintf(stderr, "ot_tensor_new: %s\n", ot_last_error());
-        exit(2);
-    }
-    if (data && ot_tensor_nbytes(t)) memcpy(t->data, data, ot_tensor_nbytes(t));
-    return t;
-}
-
-static unsigned rng_state = 12345u;
-static float frand(void) { /* uniform in [-1, 1) */
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)((rng_state >> 8) & 0xFFFF) / 32768.0f - 1.0f;
-}
-static ot_tensor *rnd_f32(int ndim, const int64_t *dims) {
-    ot_tensor *t = mk(OT_F32, ndim, dims, NULL);
-    for (int64_t i = 0; i < ot_tensor_numel(t); i++) F(t)[i] = frand();
-    return t;
-}
-
-static ot_attr attr_int(const char *name, int64_t v) {
-    ot_attr a;
-    memset(&a, 0, sizeof a);
-    a.name = (char *)name;
-    a.type = OT_ATTR_INT;
-    a.i = v;
-    return a;
-}
-static ot_attr attr_float(const char *name, float v) {
-    ot_attr a;
-    memset(&a, 0, sizeof a);
-    a.name = (char *)name;
-    a.type = OT_ATTR_FLOAT;
-    a.f = v;
-    return a;
-}
-static ot_attr attr_str(const char *name, const char *s) {
-    ot_attr a;
-    memset(&a, 0, sizeof a);
-    a.name = (char *)name;
-    a.type = OT_ATTR_STRING;
-    a.s = (char *)s;
-    return a;
-}
-
-/* parse + infer + kernel (output followed by guard bytes). *out is a new tensor or NULL. */
-static ot_status run(const char *op, int opset, const ot_attr *attrs, int n_attrs, int n_in,
-                     const ot_tensor *const *in, ot_tensor **out) {
-    *out = NULL;
-    int known = 0;
-    const ot_op_def *def = ot_op_find("", op, opset, &known);
-    if (!def) return ot_errorf(OT_E_UNSUPPORTED, "test: no entry for %s at opset %d", op, opset);
-    if (n_in < def->min_in || (def->max_in >= 0 && n_in > def->max_in))
-        return ot_errorf(OT_E_INVALID, "test: %s takes %d..%d inputs, got %d", op, def->min_in, def->max_in, n_in);
-    ot_node node;
-    memset(&node, 0, sizeof node);
-    node.name = (char *)"t";
-    node.op_type = (char *)op;
-    node.domain = (char *)"";
-    node.n_in = n_in;
-    node.n_out = 1;
-    node.n_attrs = n_attrs;
-    node.attrs = (ot_attr *)attrs;
-    void *abuf = calloc(1, def->attr_size + 1);
-    ot_status st = OT_OK;
-    if (def->parse) st = def->parse(&node, opset, abuf);
-    if (st) {
-        free(abuf);
-        return st;
-    }
-    ot_tensor o;
-    memset(&o, 0, sizeof o);
-    ot_tensor *outs[1] = {&o};
-    ot_op_ctx c = {.node = &node, .attr = abuf, .opset = opset, .n_in = n_in, .n_out = 1, .in = in, .out = outs};
-    st = def->infer(&c);
-    if (st) {
-        free(abuf);
-        return st;
-    }
-    size_t nb = ot_tensor_nbytes(&o);
-    unsigned char *buf = malloc(nb + GUARD);
-    memset(buf, 0xCD, nb + GUARD);
-    o.data = buf;
-    st = def->cpu(&c);
-    int guard_ok = 1;
-    for (size_t i = 0; i < GUARD; i++) guard_ok &= buf[nb + i] == 0xCD;
-    CHECK(guard_ok);
-    free(abuf);
-    if (st) {
-        free(buf);
-        return st;
-    }
-    *out = mk(o.dtype, o.ndim, o.dims, buf);
-    free(buf);
-    return OT_OK;
-}
+static ot_tensor *rnd_f32(int ndim, const int64_t *dims) { return oh_rand_f32(ndim, dims, 1.0f, 0.0f); }
 
 /* ---- references ---------------------------------------------------------------------- */
 
@@ -220,7 +121,7 @@ static void check_close_f32(const ot_tensor *y, const double *ref, int64_t n, do
 static void matmul_case(int ar, const int64_t *ad, int br, const int64_t *bd, int yr, const int64_t *yd) {
     ot_tensor *a = rnd_f32(ar, ad), *b = rnd_f32(br, bd), *y;
     const ot_tensor *in[2] = {a, b};
-    CHECK_OK(run("MatMul", 13, NULL, 0, 2, in, &y));
+    CHECK_OK(oh_run("MatMul", 13, NULL, 0, 2, in, &y));
     if (y) {
         CHECK(ot_shape_equal(y->ndim, y->dims, yr, yd));
         int64_t n = ot_tensor_numel(y), rn;
@@ -235,9 +136,9 @@ static void matmul_case(int ar, const int64_t *ad, int br, const int64_t *bd, in
 
 static void test_matmul_small_exact(void) {
     float av[6] = {1, 2, 3, 4, 5, 6}, bv[6] = {7, 8, 9, 10, 11, 12};
-    ot_tensor *a = mk(OT_F32, 2, DIMS(2, 3), av), *b = mk(OT_F32, 2, DIMS(3, 2), bv), *y;
+    ot_tensor *a = oh_tensor(OT_F32, 2, DIMS(2, 3), av), *b = oh_tensor(OT_F32, 2, DIMS(3, 2), bv), *y;
     const ot_tensor *in[2] = {a, b};
-    CHECK_OK(run("MatMul", 13, NULL, 0, 2, in, &y));
+    CHECK_OK(oh_run("MatMul", 13, NULL, 0, 2, in, &y));
     /* [[1*7+2*9+3*11, 1*8+2*10+3*12], [4*7+5*9+6*11, 4*8+5*10+6*12]] */
     float want[4] = {58, 64, 139, 154};
     CHECK(y && y->ndim == 2 && y->dims[0] == 2 && y->dims[1] == 2);
@@ -271,27 +172,27 @@ static void test_matmul_strategies(void) {
 static void test_matmul_dtypes(void) {
     /* f64 */
     double av[6] = {1.5, -2, 3, 0.25, 5, -6}, bv[3] = {2, 4, -1};
-    ot_tensor *a = mk(OT_F64, 2, DIMS(2, 3), av), *b = mk(OT_F64, 2, DIMS(3, 1), bv), *y;
+    ot_tensor *a = oh_tensor(OT_F64, 2, DIMS(2, 3), av), *b = oh_tensor(OT_F64, 2, DIMS(3, 1), bv), *y;
     const ot_tensor *in[2] = {a, b};
-    CHECK_OK(run("MatMul", 13, NULL, 0, 2, in, &y));
+    CHECK_OK(oh_run("MatMul", 13, NULL, 0, 2, in, &y));
     CHECK(y && y->dtype == OT_F64 && D(y)[0] == 1.5 * 2 - 2 * 4 - 3 && D(y)[1] == 0.25 * 2 + 5 * 4 + 6);
     ot_tensor_free(a), ot_tensor_free(b), ot_tensor_free(y);
 
     /* i32 with wrap-around: 65536 * 65536 = 2^32 = 0 (mod 2^32), plus 3 * -7 */
     int32_t ia[2] = {65536, 3}, ib[2] = {65536, -7};
-    a = mk(OT_I32, 2, DIMS(1, 2), ia), b = mk(OT_I32, 2, DIMS(2, 1), ib);
+    a = oh_tensor(OT_I32, 2, DIMS(1, 2), ia), b = oh_tensor(OT_I32, 2, DIMS(2, 1), ib);
     const ot_tensor *in2[2] = {a, b};
-    CHECK_OK(run("MatMul", 13, NULL, 0, 2, in2, &y));
+    CHECK_OK(oh_run("MatMul", 13, NULL, 0, 2, in2, &y));
     CHECK(y && y->dtype == OT_I32 && I32(y)[0] == -21);
     ot_tensor_free(a), ot_tensor_free(b), ot_tensor_free(y);
 
     /* i64 batched (takes the OpenMP batch loop) against a reference loop */
     int64_t B = 6, M = 5, K = 7, N = 4;
-    a = mk(OT_I64, 3, DIMS(B, M, K), NULL), b = mk(OT_I64, 3, DIMS(B, K, N), NULL);
+    a = oh_tensor(OT_I64, 3, DIMS(B, M, K), NULL), b = oh_tensor(OT_I64, 3, DIMS(B, K, N), NULL);
     for (int64_t i = 0; i < B * M * K; i++) I64(a)[i] = (i * 37) % 19 - 9;
     for (int64_t i = 0; i < B * K * N; i++) I64(b)[i] = ((i * 11) % 13 - 6) * ((int64_t)1 << 33);
     const ot_tensor *in3[2] = {a, b};
-    CHECK_OK(run("MatMul", 13, NULL, 0, 2, in3, &y));
+    CHECK_OK(oh_run("MatMul", 13, NULL, 0, 2, in3, &y));
     int ok = y != NULL;
     for (int64_t bb = 0; ok && bb < B; bb++)
         for (int64_t m = 0; m < M; m++)
@@ -305,23 +206,23 @@ static void test_matmul_dtypes(void) {
 }
 
 static void test_matmul_empty(void) {
-    ot_tensor *a = mk(OT_F32, 2, DIMS(0, 3), NULL), *b = rnd_f32(2, DIMS(3, 4)), *y;
+    ot_tensor *a = oh_tensor(OT_F32, 2, DIMS(0, 3), NULL), *b = rnd_f32(2, DIMS(3, 4)), *y;
     const ot_tensor *in[2] = {a, b};
-    CHECK_OK(run("MatMul", 13, NULL, 0, 2, in, &y));
+    CHECK_OK(oh_run("MatMul", 13, NULL, 0, 2, in, &y));
     CHECK(y && y->dims[0] == 0 && y->dims[1] == 4);
     ot_tensor_free(a), ot_tensor_free(b), ot_tensor_free(y);
     /* K = 0: an empty sum, all zeros */
-    a = mk(OT_F32, 3, DIMS(2, 2, 0), NULL), b = mk(OT_F32, 2, DIMS(0, 3), NULL);
+    a = oh_tensor(OT_F32, 3, DIMS(2, 2, 0), NULL), b = oh_tensor(OT_F32, 2, DIMS(0, 3), NULL);
     const ot_tensor *in2[2] = {a, b};
-    CHECK_OK(run("MatMul", 13, NULL, 0, 2, in2, &y));
+    CHECK_OK(oh_run("MatMul", 13, NULL, 0, 2, in2, &y));
     int zeros = y && ot_tensor_numel(y) == 12;
     for (int i = 0; zeros && i < 12; i++) zeros &= F(y)[i] == 0.0f;
     CHECK(zeros);
     ot_tensor_free(a), ot_tensor_free(b), ot_tensor_free(y);
     /* empty batch dim */
-    a = mk(OT_F32, 3, DIMS(0, 2, 3), NULL), b = rnd_f32(3, DIMS(1, 3, 4));
+    a = oh_tensor(OT_F32, 3, DIMS(0, 2, 3), NULL), b = rnd_f32(3, DIMS(1, 3, 4));
     const ot_tensor *in3[2] = {a, b};
-    CHECK_OK(run("MatMul", 13, NULL, 0, 2, in3, &y));
+    CHECK_OK(oh_run("MatMul", 13, NULL, 0, 2, in3, &y));
     CHECK(y && y->ndim == 3 && y->dims[0] == 0 && y->dims[2] == 4);
     ot_tensor_free(a), ot_tensor_free(b), ot_tensor_free(y);
 }
@@ -329,23 +230,23 @@ static void test_matmul_empty(void) {
 static void test_matmul_errors(void) {
     ot_tensor *a = rnd_f32(2, DIMS(2, 3)), *b = rnd_f32(2, DIMS(4, 2)), *y;
     const ot_tensor *in[2] = {a, b};
-    CHECK(run("MatMul", 13, NULL, 0, 2, in, &y) == OT_E_SHAPE && y == NULL);
+    CHECK(oh_run("MatMul", 13, NULL, 0, 2, in, &y) == OT_E_SHAPE && y == NULL);
     CHECK(strstr(ot_last_error(), "MatMul node 't'") && strstr(ot_last_error(), "K = 3"));
     ot_tensor_free(b);
     b = rnd_f32(3, DIMS(3, 3, 2));
     ot_tensor_free(a);
     a = rnd_f32(3, DIMS(2, 2, 3));
     const ot_tensor *in2[2] = {a, b};
-    CHECK(run("MatMul", 13, NULL, 0, 2, in2, &y) == OT_E_SHAPE); /* batch 2 vs 3 */
-    ot_tensor *h = mk(OT_F16, 2, DIMS(2, 3), NULL), *h2 = mk(OT_F16, 2, DIMS(3, 2), NULL);
+    CHECK(oh_run("MatMul", 13, NULL, 0, 2, in2, &y) == OT_E_SHAPE); /* batch 2 vs 3 */
+    ot_tensor *h = oh_tensor(OT_F16, 2, DIMS(2, 3), NULL), *h2 = oh_tensor(OT_F16, 2, DIMS(3, 2), NULL);
     const ot_tensor *in3[2] = {h, h2};
-    CHECK(run("MatMul", 13, NULL, 0, 2, in3, &y) == OT_E_UNSUPPORTED);
+    CHECK(oh_run("MatMul", 13, NULL, 0, 2, in3, &y) == OT_E_UNSUPPORTED);
     CHECK(strstr(ot_last_error(), "float16") != NULL);
-    ot_tensor *s = mk(OT_F32, 0, NULL, NULL);
+    ot_tensor *s = oh_tensor(OT_F32, 0, NULL, NULL);
     const ot_tensor *in4[2] = {s, b};
-    CHECK(run("MatMul", 13, NULL, 0, 2, in4, &y) == OT_E_SHAPE);
+    CHECK(oh_run("MatMul", 13, NULL, 0, 2, in4, &y) == OT_E_SHAPE);
     const ot_tensor *in5[2] = {a, h2};
-    CHECK(run("MatMul", 13, NULL, 0, 2, in5, &y) == OT_E_SHAPE); /* mixed dtypes */
+    CHECK(oh_run("MatMul", 13, NULL, 0, 2, in5, &y) == OT_E_SHAPE); /* mixed dtypes */
     ot_tensor_free(a), ot_tensor_free(b), ot_tensor_free(h), ot_tensor_free(h2), ot_tensor_free(s);
 }
 
@@ -357,10 +258,10 @@ static void gemm_case(int ta, int tb, float alpha, float beta, int64_t M, int64_
     ot_tensor *a = ta ? rnd_f32(2, DIMS(K, M)) : rnd_f32(2, DIMS(M, K));
     ot_tensor *b = tb ? rnd_f32(2, DIMS(N, K)) : rnd_f32(2, DIMS(K, N));
     ot_tensor *cc = cr >= 0 ? rnd_f32(cr, cd) : NULL, *y;
-    ot_attr at[4] = {attr_int("transA", ta), attr_int("transB", tb), attr_float("alpha", alpha),
-                     attr_float("beta", beta)};
+    ot_attr at[4] = {oh_attr_int("transA", ta), oh_attr_int("transB", tb), oh_attr_float("alpha", alpha),
+                     oh_attr_float("beta", beta)};
     const ot_tensor *in[3] = {a, b, cc};
-    CHECK_OK(run("Gemm", opset, at, 4, cc ? 3 : 2, in, &y));
+    CHECK_OK(oh_run("Gemm", opset, at, 4, cc ? 3 : 2, in, &y));
     if (y) {
         CHECK(y->ndim == 2 && y->dims[0] == M && y->dims[1] == N);
         double *ref = malloc((size_t)(M * N + 1) * sizeof *ref);
@@ -400,27 +301,27 @@ static void test_gemm(void) {
 static void test_gemm_errors_and_ints(void) {
     ot_tensor *a = rnd_f32(2, DIMS(3, 4)), *b = rnd_f32(2, DIMS(4, 5)), *c = rnd_f32(2, DIMS(2, 5)), *y;
     const ot_tensor *in[3] = {a, b, c};
-    CHECK(run("Gemm", 13, NULL, 0, 3, in, &y) == OT_E_SHAPE); /* C [2,5] vs [3,5] */
+    CHECK(oh_run("Gemm", 13, NULL, 0, 3, in, &y) == OT_E_SHAPE); /* C [2,5] vs [3,5] */
     CHECK(strstr(ot_last_error(), "cannot be broadcast") != NULL);
-    CHECK(run("Gemm", 9, NULL, 0, 2, in, &y) != OT_OK); /* opset 9 requires C */
-    ot_attr ta = attr_int("transA", 1);
-    CHECK(run("Gemm", 13, &ta, 1, 2, in, &y) == OT_E_SHAPE); /* op(A) [4,3] x [4,5] */
-    ot_attr bad = attr_int("transB", 2);
-    CHECK(run("Gemm", 13, &bad, 1, 2, in, &y) == OT_E_INVALID);
+    CHECK(oh_run("Gemm", 9, NULL, 0, 2, in, &y) != OT_OK); /* opset 9 requires C */
+    ot_attr ta = oh_attr_int("transA", 1);
+    CHECK(oh_run("Gemm", 13, &ta, 1, 2, in, &y) == OT_E_SHAPE); /* op(A) [4,3] x [4,5] */
+    ot_attr bad = oh_attr_int("transB", 2);
+    CHECK(oh_run("Gemm", 13, &bad, 1, 2, in, &y) == OT_E_INVALID);
     ot_tensor_free(a), ot_tensor_free(b), ot_tensor_free(c);
 
     /* int32 Gemm with integral alpha/beta: Y = 2 * A B + 3 * C */
     int32_t av[4] = {1, 2, 3, 4}, bv[4] = {5, 6, 7, 8}, cv[2] = {10, 20};
-    a = mk(OT_I32, 2, DIMS(2, 2), av), b = mk(OT_I32, 2, DIMS(2, 2), bv), c = mk(OT_I32, 1, DIMS(2), cv);
-    ot_attr at[2] = {attr_float("alpha", 2.0f), attr_float("beta", 3.0f)};
+    a = oh_tensor(OT_I32, 2, DIMS(2, 2), av), b = oh_tensor(OT_I32, 2, DIMS(2, 2), bv), c = oh_tensor(OT_I32, 1, DIMS(2), cv);
+    ot_attr at[2] = {oh_attr_float("alpha", 2.0f), oh_attr_float("beta", 3.0f)};
     const ot_tensor *in2[3] = {a, b, c};
-    CHECK_OK(run("Gemm", 13, at, 2, 3, in2, &y));
+    CHECK_OK(oh_run("Gemm", 13, at, 2, 3, in2, &y));
     /* A B = [[19, 22], [43, 50]] */
     CHECK(y && I32(y)[0] == 2 * 19 + 30 && I32(y)[1] == 2 * 22 + 60 && I32(y)[2] == 2 * 43 + 30 &&
           I32(y)[3] == 2 * 50 + 60);
     ot_tensor_free(y);
-    ot_attr frac = attr_float("alpha", 0.5f);
-    CHECK(run("Gemm", 13, &frac, 1, 3, in2, &y) == OT_E_UNSUPPORTED);
+    ot_attr frac = oh_attr_float("alpha", 0.5f);
+    CHECK(oh_run("Gemm", 13, &frac, 1, 3, in2, &y) == OT_E_UNSUPPORTED);
     ot_tensor_free(a), ot_tensor_free(b), ot_tensor_free(c);
 }
 
@@ -430,8 +331,8 @@ static void einsum_case(const char *eq, int n_ops, int r0, const int64_t *d0, in
                         const int64_t *yd) {
     ot_tensor *x0 = rnd_f32(r0, d0), *x1 = n_ops > 1 ? rnd_f32(r1, d1) : NULL, *y;
     const ot_tensor *in[2] = {x0, x1};
-    ot_attr at = attr_str("equation", eq);
-    ot_status st = run("Einsum", 12, &at, 1, n_ops, in, &y);
+    ot_attr at = oh_attr_str("equation", eq);
+    ot_status st = oh_run("Einsum", 12, &at, 1, n_ops, in, &y);
     if (st) fprintf(stderr, "  equation %s: %s\n", eq, ot_last_error());
     CHECK(st == OT_OK);
     if (y) {
@@ -480,25 +381,25 @@ static void test_einsum_implicit_and_ellipsis(void) {
     /* implicit output: "ij,jk" -> "ik"; "ba" -> "ab" (sorted) */
     ot_tensor *a = rnd_f32(2, DIMS(3, 4)), *b = rnd_f32(2, DIMS(4, 5)), *y, *y2;
     const ot_tensor *in[2] = {a, b};
-    ot_attr e1 = attr_str("equation", "ij,jk"), e2 = attr_str("equation", "ij,jk->ik");
-    CHECK_OK(run("Einsum", 12, &e1, 1, 2, in, &y));
-    CHECK_OK(run("Einsum", 12, &e2, 1, 2, in, &y2));
+    ot_attr e1 = oh_attr_str("equation", "ij,jk"), e2 = oh_attr_str("equation", "ij,jk->ik");
+    CHECK_OK(oh_run("Einsum", 12, &e1, 1, 2, in, &y));
+    CHECK_OK(oh_run("Einsum", 12, &e2, 1, 2, in, &y2));
     CHECK(y && y2 && ot_shape_equal(y->ndim, y->dims, 2, DIMS(3, 5)) && memcmp(y->data, y2->data, 15 * 4) == 0);
     ot_tensor_free(y), ot_tensor_free(y2);
-    ot_attr e3 = attr_str("equation", "ba");
-    CHECK_OK(run("Einsum", 12, &e3, 1, 1, in, &y));
+    ot_attr e3 = oh_attr_str("equation", "ba");
+    CHECK_OK(oh_run("Einsum", 12, &e3, 1, 1, in, &y));
     CHECK(y && y->dims[0] == 4 && y->dims[1] == 3 && F(y)[1 * 3 + 2] == F(a)[2 * 4 + 1]);
     ot_tensor_free(y);
-    ot_attr e4 = attr_str("equation", " i j , j k -> i k "); /* spaces are ignored */
-    CHECK_OK(run("Einsum", 12, &e4, 1, 2, in, &y));
+    ot_attr e4 = oh_attr_str("equation", " i j , j k -> i k "); /* spaces are ignored */
+    CHECK_OK(oh_run("Einsum", 12, &e4, 1, 2, in, &y));
     ot_tensor_free(y), ot_tensor_free(a), ot_tensor_free(b);
 
     /* "...ij,...jk->...ik" with ellipsis broadcasting [2,1] x [3] -> [2,3] */
     a = rnd_f32(4, DIMS(2, 1, 4, 5));
     b = rnd_f32(3, DIMS(3, 5, 6));
     const ot_tensor *in2[2] = {a, b};
-    ot_attr e5 = attr_str("equation", "...ij,...jk->...ik");
-    CHECK_OK(run("Einsum", 12, &e5, 1, 2, in2, &y));
+    ot_attr e5 = oh_attr_str("equation", "...ij,...jk->...ik");
+    CHECK_OK(oh_run("Einsum", 12, &e5, 1, 2, in2, &y));
     CHECK(y && ot_shape_equal(y->ndim, y->dims, 4, DIMS(2, 3, 4, 6)));
     if (y) {
         double ref[2 * 3 * 4 * 6];
@@ -508,8 +409,8 @@ static void test_einsum_implicit_and_ellipsis(void) {
     }
     ot_tensor_free(y);
     /* implicit with ellipsis: "...ij,...jk" -> "...ik" */
-    ot_attr e6 = attr_str("equation", "...ij,...jk");
-    CHECK_OK(run("Einsum", 12, &e6, 1, 2, in2, &y));
+    ot_attr e6 = oh_attr_str("equation", "...ij,...jk");
+    CHECK_OK(oh_run("Einsum", 12, &e6, 1, 2, in2, &y));
     CHECK(y && ot_shape_equal(y->ndim, y->dims, 4, DIMS(2, 3, 4, 6)));
     ot_tensor_free(y), ot_tensor_free(a), ot_tensor_free(b);
 
@@ -517,8 +418,8 @@ static void test_einsum_implicit_and_ellipsis(void) {
     a = rnd_f32(3, DIMS(2, 3, 4));
     b = rnd_f32(2, DIMS(4, 5));
     const ot_tensor *in3[2] = {a, b};
-    ot_attr e7 = attr_str("equation", "...d,de->...e");
-    CHECK_OK(run("Einsum", 12, &e7, 1, 2, in3, &y));
+    ot_attr e7 = oh_attr_str("equation", "...d,de->...e");
+    CHECK_OK(oh_run("Einsum", 12, &e7, 1, 2, in3, &y));
     if (y) {
         CHECK(ot_shape_equal(y->ndim, y->dims, 3, DIMS(2, 3, 5)));
         double ref[30];
@@ -530,16 +431,16 @@ static void test_einsum_implicit_and_ellipsis(void) {
 
     /* int64 einsum and an empty contraction */
     int64_t iv[6] = {1, 2, 3, 4, 5, 6};
-    a = mk(OT_I64, 2, DIMS(2, 3), iv);
+    a = oh_tensor(OT_I64, 2, DIMS(2, 3), iv);
     const ot_tensor *in4[1] = {a};
-    ot_attr e8 = attr_str("equation", "ij->j");
-    CHECK_OK(run("Einsum", 12, &e8, 1, 1, in4, &y));
+    ot_attr e8 = oh_attr_str("equation", "ij->j");
+    CHECK_OK(oh_run("Einsum", 12, &e8, 1, 1, in4, &y));
     CHECK(y && I64(y)[0] == 5 && I64(y)[1] == 7 && I64(y)[2] == 9);
     ot_tensor_free(y), ot_tensor_free(a);
-    a = mk(OT_F32, 2, DIMS(3, 0), NULL);
-    b = mk(OT_F32, 2, DIMS(0, 2), NULL);
+    a = oh_tensor(OT_F32, 2, DIMS(3, 0), NULL);
+    b = oh_tensor(OT_F32, 2, DIMS(0, 2), NULL);
     const ot_tensor *in5[2] = {a, b};
-    CHECK_OK(run("Einsum", 12, &e2, 1, 2, in5, &y));
+    CHECK_OK(oh_run("Einsum", 12, &e2, 1, 2, in5, &y));
     int zeros = y && ot_tensor_numel(y) == 6;
     for (int i = 0; zeros && i < 6; i++) zeros &= F(y)[i] == 0.0f;
     CHECK(zeros);
@@ -548,28 +449,28 @@ static void test_einsum_implicit_and_ellipsis(void) {
 
 static void test_f64_paths(void) {
     double av[6] = {1, 2, 3, 4, 5, 6}, bv[6] = {1, 0, -1, 2, 0.5, 3}, cv[2] = {100, 200};
-    ot_tensor *a = mk(OT_F64, 2, DIMS(2, 3), av), *b = mk(OT_F64, 2, DIMS(2, 3), bv), *c = mk(OT_F64, 2, DIMS(2, 1), cv);
+    ot_tensor *a = oh_tensor(OT_F64, 2, DIMS(2, 3), av), *b = oh_tensor(OT_F64, 2, DIMS(2, 3), bv), *c = oh_tensor(OT_F64, 2, DIMS(2, 1), cv);
     ot_tensor *y;
-    ot_attr at[3] = {attr_int("transB", 1), attr_float("alpha", 2.0f), attr_float("beta", 0.5f)};
+    ot_attr at[3] = {oh_attr_int("transB", 1), oh_attr_float("alpha", 2.0f), oh_attr_float("beta", 0.5f)};
     const ot_tensor *in[3] = {a, b, c};
-    CHECK_OK(run("Gemm", 13, at, 3, 3, in, &y));
+    CHECK_OK(oh_run("Gemm", 13, at, 3, 3, in, &y));
     /* A B^T = [[1-3, 2+1+9], [4-6, 8+2.5+18]] = [[-2, 12], [-2, 28.5]] */
     CHECK(y && D(y)[0] == 2 * -2.0 + 50 && D(y)[1] == 2 * 12.0 + 50 && D(y)[2] == 2 * -2.0 + 100 &&
           D(y)[3] == 2 * 28.5 + 100);
     ot_tensor_free(y);
-    ot_attr e = attr_str("equation", "ij,kj->ik");
-    CHECK_OK(run("Einsum", 12, &e, 1, 2, in, &y));
+    ot_attr e = oh_attr_str("equation", "ij,kj->ik");
+    CHECK_OK(oh_run("Einsum", 12, &e, 1, 2, in, &y));
     CHECK(y && y->dtype == OT_F64 && D(y)[0] == -2.0 && D(y)[1] == 12.0 && D(y)[2] == -2.0 && D(y)[3] == 28.5);
     ot_tensor_free(y);
-    ot_attr e2 = attr_str("equation", "ij->ji");
-    CHECK_OK(run("Einsum", 12, &e2, 1, 1, in, &y));
+    ot_attr e2 = oh_attr_str("equation", "ij->ji");
+    CHECK_OK(oh_run("Einsum", 12, &e2, 1, 1, in, &y));
     CHECK(y && D(y)[0] == 1 && D(y)[1] == 4 && D(y)[2] == 2 && D(y)[5] == 6);
     ot_tensor_free(y);
     int32_t iv[6] = {1, -2, 3, -4, 5, -6};
-    ot_tensor *ia = mk(OT_I32, 2, DIMS(3, 2), iv);
+    ot_tensor *ia = oh_tensor(OT_I32, 2, DIMS(3, 2), iv);
     const ot_tensor *in2[1] = {ia};
-    ot_attr e3 = attr_str("equation", "ij->i");
-    CHECK_OK(run("Einsum", 12, &e3, 1, 1, in2, &y));
+    ot_attr e3 = oh_attr_str("equation", "ij->i");
+    CHECK_OK(oh_run("Einsum", 12, &e3, 1, 1, in2, &y));
     CHECK(y && I32(y)[0] == -1 && I32(y)[1] == -1 && I32(y)[2] == -1);
     ot_tensor_free(y), ot_tensor_free(ia), ot_tensor_free(a), ot_tensor_free(b), ot_tensor_free(c);
 }
@@ -577,41 +478,42 @@ static void test_f64_paths(void) {
 static void test_einsum_errors(void) {
     ot_tensor *a = rnd_f32(2, DIMS(3, 4)), *b = rnd_f32(2, DIMS(5, 6)), *y;
     const ot_tensor *in[3] = {a, b, a};
-    ot_attr e = attr_str("equation", "ij,jk->ik");
-    CHECK(run("Einsum", 12, &e, 1, 2, in, &y) == OT_E_SHAPE); /* j: 4 vs 5 */
+    ot_attr e = oh_attr_str("equation", "ij,jk->ik");
+    CHECK(oh_run("Einsum", 12, &e, 1, 2, in, &y) == OT_E_SHAPE); /* j: 4 vs 5 */
     CHECK(strstr(ot_last_error(), "ij,jk->ik") && strstr(ot_last_error(), "'j'"));
-    ot_attr bad = attr_str("equation", "i1,jk->ik");
-    CHECK(run("Einsum", 12, &bad, 1, 2, in, &y) == OT_E_INVALID);
+    ot_attr bad = oh_attr_str("equation", "i1,jk->ik");
+    CHECK(oh_run("Einsum", 12, &bad, 1, 2, in, &y) == OT_E_INVALID);
     CHECK(strstr(ot_last_error(), "i1,jk->ik") != NULL);
-    ot_attr three = attr_str("equation", "ij,jk,kl->il");
-    CHECK(run("Einsum", 12, &three, 1, 3, in, &y) == OT_E_UNSUPPORTED);
-    ot_attr count = attr_str("equation", "ij->ij");
-    CHECK(run("Einsum", 12, &count, 1, 2, in, &y) == OT_E_INVALID); /* 1 term, 2 inputs */
-    ot_attr unknown = attr_str("equation", "ij,jk->iz");
-    CHECK(run("Einsum", 12, &unknown, 1, 2, in, &y) == OT_E_INVALID);
-    ot_attr rank = attr_str("equation", "ijk,kl->il");
-    CHECK(run("Einsum", 12, &rank, 1, 2, in, &y) == OT_E_SHAPE); /* 3 labels for a rank-2 input */
-    ot_attr dots = attr_str("equation", "..ij,jk->ik");
-    CHECK(run("Einsum", 12, &dots, 1, 2, in, &y) == OT_E_INVALID);
-    CHECK(run("Einsum", 11, &e, 1, 2, in, &y) == OT_E_UNSUPPORTED); /* before opset 12 */
-    ot_attr twice = attr_str("equation", "ij,jk->ii");
-    CHECK(run("Einsum", 12, &twice, 1, 2, in, &y) == OT_E_INVALID);
-    ot_attr ell2 = attr_str("equation", "......,jk->");
-    CHECK(run("Einsum", 12, &ell2, 1, 2, in, &y) == OT_E_INVALID);
+    ot_attr three = oh_attr_str("equation", "ij,jk,kl->il");
+    CHECK(oh_run("Einsum", 12, &three, 1, 3, in, &y) == OT_E_UNSUPPORTED);
+    ot_attr count = oh_attr_str("equation", "ij->ij");
+    CHECK(oh_run("Einsum", 12, &count, 1, 2, in, &y) == OT_E_INVALID); /* 1 term, 2 inputs */
+    ot_attr unknown = oh_attr_str("equation", "ij,jk->iz");
+    CHECK(oh_run("Einsum", 12, &unknown, 1, 2, in, &y) == OT_E_INVALID);
+    ot_attr rank = oh_attr_str("equation", "ijk,kl->il");
+    CHECK(oh_run("Einsum", 12, &rank, 1, 2, in, &y) == OT_E_SHAPE); /* 3 labels for a rank-2 input */
+    ot_attr dots = oh_attr_str("equation", "..ij,jk->ik");
+    CHECK(oh_run("Einsum", 12, &dots, 1, 2, in, &y) == OT_E_INVALID);
+    CHECK(oh_run("Einsum", 11, &e, 1, 2, in, &y) == OT_E_UNSUPPORTED); /* before opset 12 */
+    ot_attr twice = oh_attr_str("equation", "ij,jk->ii");
+    CHECK(oh_run("Einsum", 12, &twice, 1, 2, in, &y) == OT_E_INVALID);
+    ot_attr ell2 = oh_attr_str("equation", "......,jk->");
+    CHECK(oh_run("Einsum", 12, &ell2, 1, 2, in, &y) == OT_E_INVALID);
     ot_tensor *e1 = rnd_f32(3, DIMS(2, 3, 4)), *e2 = rnd_f32(3, DIMS(3, 4, 5));
     const ot_tensor *in2[2] = {e1, e2};
-    ot_attr ell = attr_str("equation", "...ij,...jk->...ik");
-    CHECK(run("Einsum", 12, &ell, 1, 2, in2, &y) == OT_E_SHAPE); /* ellipsis 2 vs 3 */
+    ot_attr ell = oh_attr_str("equation", "...ij,...jk->...ik");
+    CHECK(oh_run("Einsum", 12, &ell, 1, 2, in2, &y) == OT_E_SHAPE); /* ellipsis 2 vs 3 */
     CHECK(strstr(ot_last_error(), "ellipsis") != NULL);
     ot_tensor *sq = rnd_f32(2, DIMS(3, 4));
     const ot_tensor *in3[1] = {sq};
-    ot_attr diag = attr_str("equation", "ii->i");
-    CHECK(run("Einsum", 12, &diag, 1, 1, in3, &y) == OT_E_SHAPE); /* diagonal of a non-square */
+    ot_attr diag = oh_attr_str("equation", "ii->i");
+    CHECK(oh_run("Einsum", 12, &diag, 1, 1, in3, &y) == OT_E_SHAPE); /* diagonal of a non-square */
     ot_tensor_free(e1), ot_tensor_free(e2), ot_tensor_free(sq);
     ot_tensor_free(a), ot_tensor_free(b);
 }
 
 int main(void) {
+    oh_seed(12345u);
     OT_RUN(test_matmul_small_exact);
     OT_RUN(test_matmul_shapes);
     OT_RUN(test_matmul_strategies);

@@ -12,118 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/graph.h"
-#include "ot_test.h"
-#include "runtime/op.h"
+#include "op_harness.h"
 
-#define GUARD 64
 #define DIMS(...) ((const int64_t[]){__VA_ARGS__})
 #define F(t) ((float *)(t)->data)
 #define D(t) ((double *)(t)->data)
 
-/* ---- harness --------------------------------------------------------------------------- */
-
-static ot_tensor *mk(ot_dtype dt, int ndim, const int64_t *dims, const void *data) {
-    ot_tensor *t = NULL;
-    if (ot_tensor_new(&t, dt, ndim, dims) != OT_OK) {
-        fprintf(stderr, "ot_tensor_new: %s\n", ot_last_error());
-        exit(2);
-    }
-    if (data && ot_tensor_nbytes(t)) memcpy(t->data, data, ot_tensor_nbytes(t));
-    return t;
-}
-
-static unsigned rng_state = 777u;
-static float frand(void) { /* uniform in [-1, 1) */
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)((rng_state >> 8) & 0xFFFF) / 32768.0f - 1.0f;
-}
-static ot_tensor *rnd_f32(int ndim, const int64_t *dims, float scale, float offset) {
-    ot_tensor *t = mk(OT_F32, ndim, dims, NULL);
-    for (int64_t i = 0; i < ot_tensor_numel(t); i++) F(t)[i] = offset + scale * frand();
-    return t;
-}
-
-static ot_attr attr_int(const char *name, int64_t v) {
-    ot_attr a;
-    memset(&a, 0, sizeof a);
-    a.name = (char *)name;
-    a.type = OT_ATTR_INT;
-    a.i = v;
-    return a;
-}
-static ot_attr attr_float(const char *name, float v) {
-    ot_attr a;
-    memset(&a, 0, sizeof a);
-    a.name = (char *)name;
-    a.type = OT_ATTR_FLOAT;
-    a.f = v;
-    return a;
-}
-static ot_attr attr_str(const char *name, const char *s) {
-    ot_attr a;
-    memset(&a, 0, sizeof a);
-    a.name = (char *)name;
-    a.type = OT_ATTR_STRING;
-    a.s = (char *)s;
-    return a;
-}
-
-/* parse + infer + kernel. want[i] says whether output i is requested (NULL: only output
- * 0); out[i] receives a new tensor for each requested output, NULL otherwise. */
-static ot_status run_n(const char *op, int opset, const ot_attr *attrs, int n_attrs, int n_in,
-                       const ot_tensor *const *in, int n_out, const int *want, ot_tensor **out) {
-    for (int i = 0; i < n_out; i++) out[i] = NULL;
-    const ot_op_def *def = ot_op_find("", op, opset, NULL);
-    if (!def) return ot_errorf(OT_E_UNSUPPORTED, "test: no entry for %s at opset %d", op, opset);
-    if (n_in < def->min_in || (def->max_in >= 0 && n_in > def->max_in))
-        return ot_errorf(OT_E_INVALID, "test: %s takes %d..%d inputs, got %d", op, def->min_in, def->max_in, n_in);
-    ot_node node;
-    memset(&node, 0, sizeof node);
-    node.name = (char *)"t";
-    node.op_type = (char *)op;
-    node.domain = (char *)"";
-    node.n_in = n_in;
-    node.n_out = n_out;
-    node.n_attrs = n_attrs;
-    node.attrs = (ot_attr *)attrs;
-    void *abuf = calloc(1, def->attr_size + 1);
-    ot_status st = OT_OK;
-    if (def->parse) st = def->parse(&node, opset, abuf);
-    ot_tensor o[3];
-    ot_tensor *outs[3] = {NULL, NULL, NULL};
-    memset(o, 0, sizeof o);
-    for (int i = 0; i < n_out; i++)
-        if (!want || want[i]) outs[i] = &o[i];
-    ot_op_ctx c = {.node = &node, .attr = abuf, .opset = opset, .n_in = n_in, .n_out = n_out, .in = in, .out = outs};
-    if (!st) st = def->infer(&c);
-    unsigned char *bufs[3] = {NULL, NULL, NULL};
-    size_t nb[3] = {0, 0, 0};
-    if (!st) {
-        for (int i = 0; i < n_out; i++) {
-            if (!outs[i]) continue;
-            nb[i] = ot_tensor_nbytes(outs[i]);
-            bufs[i] = malloc(nb[i] + GUARD);
-            memset(bufs[i], 0xCD, nb[i] + GUARD);
-            outs[i]->data = bufs[i];
-        }
-        st = def->cpu(&c);
-        for (int i = 0; i < n_out; i++) {
-            if (!bufs[i]) continue;
-            int guard_ok = 1;
-            for (size_t k = 0; k < GUARD; k++) guard_ok &= bufs[i][nb[i] + k] == 0xCD;
-            CHECK(guard_ok);
-            if (!st) out[i] = mk(outs[i]->dtype, outs[i]->ndim, outs[i]->dims, bufs[i]);
-            free(bufs[i]);
-        }
-    }
-    free(abuf);
-    return st;
-}
-static ot_status run(const char *op, int opset, const ot_attr *attrs, int n_attrs, int n_in,
-                     const ot_tensor *const *in, ot_tensor **out) {
-    return run_n(op, opset, attrs, n_attrs, n_in, in, 1, NULL, out);
-}
+/* ---- harness: op_harness.h -------------------------------------------------------------- */
 
 /* max over i of |got - want| / max(1e-30, |want|) must be <= rtol, or the absolute error
  * <= atol. Reports the worst element. */
@@ -171,10 +66,10 @@ static void ref_softmax(const ot_tensor *x, int64_t outer, int64_t n, int64_t in
 
 static void softmax_case(const char *op, int opset, int64_t axis, int use_axis, ot_tensor *x, int64_t outer,
                          int64_t n, int64_t inner) {
-    ot_attr at = attr_int("axis", axis);
+    ot_attr at = oh_attr_int("axis", axis);
     const ot_tensor *in[1] = {x};
     ot_tensor *y;
-    CHECK_OK(run(op, opset, &at, use_axis, 1, in, &y));
+    CHECK_OK(oh_run(op, opset, &at, use_axis, 1, in, &y));
     if (y) {
         CHECK(ot_shape_equal(y->ndim, y->dims, x->ndim, x->dims) && y->dtype == x->dtype);
         int64_t total = outer * n * inner;
@@ -189,7 +84,7 @@ static void softmax_case(const char *op, int opset, int64_t axis, int use_axis, 
 static void test_softmax_axes(void) {
     for (int lg = 0; lg < 2; lg++) {
         const char *op = lg ? "LogSoftmax" : "Softmax";
-        ot_tensor *x = rnd_f32(3, DIMS(2, 3, 5), 3.0f, 0.0f);
+        ot_tensor *x = oh_rand_f32(3, DIMS(2, 3, 5), 3.0f, 0.0f);
         softmax_case(op, 13, -1, 1, x, 6, 5, 1);  /* last axis */
         softmax_case(op, 13, 0, 0, x, 6, 5, 1);   /* default axis is -1 at opset 13 */
         softmax_case(op, 13, 1, 1, x, 2, 3, 5);   /* middle axis, strided */
@@ -199,10 +94,10 @@ static void test_softmax_axes(void) {
         softmax_case(op, 1, 0, 1, x, 1, 30, 1);   /* opset 1, axis 0: one row */
         ot_tensor_free(x);
         /* Long rows and many rows: vectorised and parallel paths (odd length for the tail). */
-        x = rnd_f32(2, DIMS(64, 1001), 8.0f, 0.0f);
+        x = oh_rand_f32(2, DIMS(64, 1001), 8.0f, 0.0f);
         softmax_case(op, 13, -1, 1, x, 64, 1001, 1);
         ot_tensor_free(x);
-        x = rnd_f32(3, DIMS(4, 50, 300), 4.0f, 0.0f); /* strided, inner > one chunk */
+        x = oh_rand_f32(3, DIMS(4, 50, 300), 4.0f, 0.0f); /* strided, inner > one chunk */
         softmax_case(op, 13, 1, 1, x, 4, 50, 300);
         ot_tensor_free(x);
     }
@@ -211,9 +106,9 @@ static void test_softmax_axes(void) {
 static void test_softmax_special(void) {
     /* Large logits must not overflow: softmax([1000, 1001, 1002]) */
     float big[3] = {1000, 1001, 1002};
-    ot_tensor *x = mk(OT_F32, 1, DIMS(3), big), *y;
+    ot_tensor *x = oh_tensor(OT_F32, 1, DIMS(3), big), *y;
     const ot_tensor *in[1] = {x};
-    CHECK_OK(run("Softmax", 13, NULL, 0, 1, in, &y));
+    CHECK_OK(oh_run("Softmax", 13, NULL, 0, 1, in, &y));
     double e0 = exp(-2.0), e1 = exp(-1.0), s = e0 + e1 + 1.0;
     CHECK(y != NULL);
     if (y) {
@@ -221,15 +116,15 @@ static void test_softmax_special(void) {
         CHECK_NEAR(F(y)[2], 1.0 / s, 1e-6);
     }
     ot_tensor_free(y);
-    CHECK_OK(run("LogSoftmax", 13, NULL, 0, 1, in, &y));
+    CHECK_OK(oh_run("LogSoftmax", 13, NULL, 0, 1, in, &y));
     if (y) CHECK_NEAR(F(y)[0], -2.0 - log(s), 1e-6);
     ot_tensor_free(y), ot_tensor_free(x);
 
     /* -inf masked entries get exactly 0 probability; a NaN row gives NaN */
     float masked[8] = {1.0f, -INFINITY, 2.0f, -INFINITY, NAN, 1.0f, 2.0f, 3.0f};
-    x = mk(OT_F32, 2, DIMS(2, 4), masked);
+    x = oh_tensor(OT_F32, 2, DIMS(2, 4), masked);
     const ot_tensor *in2[1] = {x};
-    CHECK_OK(run("Softmax", 13, NULL, 0, 1, in2, &y));
+    CHECK_OK(oh_run("Softmax", 13, NULL, 0, 1, in2, &y));
     if (y) {
         CHECK(F(y)[1] == 0.0f && F(y)[3] == 0.0f && !signbit(F(y)[1]) && !signbit(F(y)[3]));
         CHECK_NEAR(F(y)[0], exp(-1.0) / (1 + exp(-1.0)), 1e-6);
@@ -239,20 +134,20 @@ static void test_softmax_special(void) {
 
     /* gaps far beyond exp's range underflow to +0, never NaN; LogSoftmax stays finite */
     float gap[4] = {0.0f, -100.0f, -250.0f, 3.0e38f};
-    x = mk(OT_F32, 1, DIMS(4), gap);
+    x = oh_tensor(OT_F32, 1, DIMS(4), gap);
     const ot_tensor *in7[1] = {x};
-    CHECK_OK(run("Softmax", 13, NULL, 0, 1, in7, &y));
+    CHECK_OK(oh_run("Softmax", 13, NULL, 0, 1, in7, &y));
     CHECK(y && F(y)[0] == 0.0f && !signbit(F(y)[0]) && F(y)[1] == 0.0f && F(y)[2] == 0.0f && F(y)[3] == 1.0f);
     ot_tensor_free(y);
-    CHECK_OK(run("LogSoftmax", 13, NULL, 0, 1, in7, &y));
+    CHECK_OK(oh_run("LogSoftmax", 13, NULL, 0, 1, in7, &y));
     CHECK(y && F(y)[3] == 0.0f && F(y)[1] == -100.0f - 3.0e38f && isfinite(F(y)[2]));
     ot_tensor_free(y), ot_tensor_free(x);
 
     /* f64 and a scalar */
     double dv[4] = {0.5, -1.5, 2.25, 0};
-    x = mk(OT_F64, 2, DIMS(2, 2), dv);
+    x = oh_tensor(OT_F64, 2, DIMS(2, 2), dv);
     const ot_tensor *in3[1] = {x};
-    CHECK_OK(run("Softmax", 13, NULL, 0, 1, in3, &y));
+    CHECK_OK(oh_run("Softmax", 13, NULL, 0, 1, in3, &y));
     if (y) {
         CHECK(y->dtype == OT_F64);
         CHECK_NEAR(D(y)[0], 1.0 / (1.0 + exp(-2.0)), 1e-14);
@@ -260,7 +155,7 @@ static void test_softmax_special(void) {
     }
     ot_tensor_free(y), ot_tensor_free(x);
     /* f64 along a middle axis and LogSoftmax, against the reference */
-    x = mk(OT_F64, 3, DIMS(2, 5, 3), NULL);
+    x = oh_tensor(OT_F64, 3, DIMS(2, 5, 3), NULL);
     for (int i = 0; i < 30; i++) D(x)[i] = 0.37 * i - 4.0 + (i % 7) * 0.9;
     softmax_case("Softmax", 13, 1, 1, x, 2, 5, 3);
     softmax_case("LogSoftmax", 13, 1, 1, x, 2, 5, 3);
@@ -268,25 +163,25 @@ static void test_softmax_special(void) {
     softmax_case("LogSoftmax", 12, 1, 1, x, 2, 15, 1);
     ot_tensor_free(x);
     float one = 3.0f;
-    x = mk(OT_F32, 0, NULL, &one);
+    x = oh_tensor(OT_F32, 0, NULL, &one);
     const ot_tensor *in4[1] = {x};
-    CHECK_OK(run("Softmax", 13, NULL, 0, 1, in4, &y));
+    CHECK_OK(oh_run("Softmax", 13, NULL, 0, 1, in4, &y));
     CHECK(y && y->ndim == 0 && F(y)[0] == 1.0f);
     ot_tensor_free(y), ot_tensor_free(x);
 
     /* empty and errors */
-    x = mk(OT_F32, 2, DIMS(0, 4), NULL);
+    x = oh_tensor(OT_F32, 2, DIMS(0, 4), NULL);
     const ot_tensor *in5[1] = {x};
-    CHECK_OK(run("Softmax", 13, NULL, 0, 1, in5, &y));
+    CHECK_OK(oh_run("Softmax", 13, NULL, 0, 1, in5, &y));
     CHECK(y && y->dims[0] == 0);
     ot_tensor_free(y);
-    ot_attr ax = attr_int("axis", 2);
-    CHECK(run("Softmax", 13, &ax, 1, 1, in5, &y) == OT_E_INVALID);
+    ot_attr ax = oh_attr_int("axis", 2);
+    CHECK(oh_run("Softmax", 13, &ax, 1, 1, in5, &y) == OT_E_INVALID);
     CHECK(strstr(ot_last_error(), "Softmax node 't'") != NULL);
     ot_tensor_free(x);
-    x = mk(OT_I32, 1, DIMS(3), NULL);
+    x = oh_tensor(OT_I32, 1, DIMS(3), NULL);
     const ot_tensor *in6[1] = {x};
-    CHECK(run("Softmax", 13, NULL, 0, 1, in6, &y) == OT_E_UNSUPPORTED);
+    CHECK(oh_run("Softmax", 13, NULL, 0, 1, in6, &y) == OT_E_UNSUPPORTED);
     ot_tensor_free(x);
 }
 
@@ -311,13 +206,13 @@ static void ref_layernorm(const float *x, const double *sc, const double *bi, in
 
 static void test_layernorm(void) {
     /* X [2, 3, 8], axis -1, Scale [8], B [8], all three outputs */
-    ot_tensor *x = rnd_f32(3, DIMS(2, 3, 8), 2.0f, 0.5f), *sc = rnd_f32(1, DIMS(8), 1.0f, 1.0f),
-              *bi = rnd_f32(1, DIMS(8), 1.0f, 0.0f);
-    ot_attr at[2] = {attr_int("axis", -1), attr_float("epsilon", 1e-5f)};
+    ot_tensor *x = oh_rand_f32(3, DIMS(2, 3, 8), 2.0f, 0.5f), *sc = oh_rand_f32(1, DIMS(8), 1.0f, 1.0f),
+              *bi = oh_rand_f32(1, DIMS(8), 1.0f, 0.0f);
+    ot_attr at[2] = {oh_attr_int("axis", -1), oh_attr_float("epsilon", 1e-5f)};
     const ot_tensor *in[3] = {x, sc, bi};
     ot_tensor *out[3];
     int want[3] = {1, 1, 1};
-    CHECK_OK(run_n("LayerNormalization", 17, at, 2, 3, in, 3, want, out));
+    CHECK_OK(oh_run_n("LayerNormalization", 17, at, 2, 3, in, 3, want, out));
     double sfull[48], bfull[48], ry[48], rm[6], ri[6];
     for (int i = 0; i < 48; i++) sfull[i] = F(sc)[i % 8], bfull[i] = F(bi)[i % 8];
     ref_layernorm(F(x), sfull, bfull, 6, 8, 1e-5, ry, rm, ri);
@@ -333,10 +228,10 @@ static void test_layernorm(void) {
     for (int i = 0; i < 3; i++) ot_tensor_free(out[i]);
 
     /* axis 1: normalise over [3, 8] with Scale [3, 8] and no bias; only Y requested */
-    ot_tensor *sc2 = rnd_f32(2, DIMS(3, 8), 1.0f, 0.0f);
-    ot_attr at2 = attr_int("axis", 1);
+    ot_tensor *sc2 = oh_rand_f32(2, DIMS(3, 8), 1.0f, 0.0f);
+    ot_attr at2 = oh_attr_int("axis", 1);
     const ot_tensor *in2[2] = {x, sc2};
-    CHECK_OK(run_n("LayerNormalization", 17, &at2, 1, 2, in2, 1, NULL, out));
+    CHECK_OK(oh_run_n("LayerNormalization", 17, &at2, 1, 2, in2, 1, NULL, out));
     double s2[48], ry2[48], rm2[2], ri2[2];
     for (int i = 0; i < 48; i++) s2[i] = F(sc2)[i % 24];
     ref_layernorm(F(x), s2, NULL, 2, 24, 1e-5, ry2, rm2, ri2);
@@ -344,44 +239,44 @@ static void test_layernorm(void) {
     ot_tensor_free(out[0]);
     /* Mean shape for axis 1 is [2, 1, 1] */
     int want2[3] = {1, 1, 0};
-    CHECK_OK(run_n("LayerNormalization", 17, &at2, 1, 2, in2, 3, want2, out));
+    CHECK_OK(oh_run_n("LayerNormalization", 17, &at2, 1, 2, in2, 3, want2, out));
     CHECK(out[1] && ot_shape_equal(out[1]->ndim, out[1]->dims, 3, DIMS(2, 1, 1)) && out[2] == NULL);
     if (out[1]) check_close(out[1], rm2, 2, 1e-6, 1e-7);
     for (int i = 0; i < 3; i++) ot_tensor_free(out[i]);
 
     /* Broadcast Scale [1, 8] (leading 1) and per-row Scale [3, 8] at axis -1 */
-    ot_tensor *sc3 = rnd_f32(2, DIMS(1, 8), 1.0f, 0.0f);
+    ot_tensor *sc3 = oh_rand_f32(2, DIMS(1, 8), 1.0f, 0.0f);
     const ot_tensor *in3[3] = {x, sc3, bi};
-    CHECK_OK(run_n("LayerNormalization", 17, at, 2, 3, in3, 1, NULL, out));
+    CHECK_OK(oh_run_n("LayerNormalization", 17, at, 2, 3, in3, 1, NULL, out));
     double s3[48];
     for (int i = 0; i < 48; i++) s3[i] = F(sc3)[i % 8];
     ref_layernorm(F(x), s3, bfull, 6, 8, 1e-5, ry, rm, ri);
     if (out[0]) check_close(out[0], ry, 48, 1e-5, 1e-6);
     ot_tensor_free(out[0]);
     const ot_tensor *in4[3] = {x, sc2, bi}; /* Scale [3, 8] varies along dim 1 < axis */
-    CHECK_OK(run_n("LayerNormalization", 17, at, 2, 3, in4, 1, NULL, out));
+    CHECK_OK(oh_run_n("LayerNormalization", 17, at, 2, 3, in4, 1, NULL, out));
     for (int i = 0; i < 48; i++) s3[i] = F(sc2)[i % 24];
     ref_layernorm(F(x), s3, bfull, 6, 8, 1e-5, ry, rm, ri);
     if (out[0]) check_close(out[0], ry, 48, 1e-5, 1e-6);
     ot_tensor_free(out[0]);
     /* Scale [8, 1]... does not broadcast to [.., 3, 8]: [2, 8] does not either */
-    ot_tensor *bad = rnd_f32(2, DIMS(2, 8), 1.0f, 0.0f);
+    ot_tensor *bad = oh_rand_f32(2, DIMS(2, 8), 1.0f, 0.0f);
     const ot_tensor *in5[2] = {x, bad};
-    CHECK(run_n("LayerNormalization", 17, at, 2, 2, in5, 1, NULL, out) == OT_E_SHAPE);
+    CHECK(oh_run_n("LayerNormalization", 17, at, 2, 2, in5, 1, NULL, out) == OT_E_SHAPE);
     CHECK(strstr(ot_last_error(), "Scale") != NULL);
     /* Scale [1, 3, 1] at axis 1: leading 1 dropped, broadcast over the last dim */
-    ot_tensor *sc4 = rnd_f32(3, DIMS(1, 3, 1), 1.0f, 0.0f);
+    ot_tensor *sc4 = oh_rand_f32(3, DIMS(1, 3, 1), 1.0f, 0.0f);
     const ot_tensor *in6[2] = {x, sc4};
-    CHECK_OK(run_n("LayerNormalization", 17, &at2, 1, 2, in6, 1, NULL, out));
+    CHECK_OK(oh_run_n("LayerNormalization", 17, &at2, 1, 2, in6, 1, NULL, out));
     for (int i = 0; i < 48; i++) s2[i] = F(sc4)[(i % 24) / 8];
     ref_layernorm(F(x), s2, NULL, 2, 24, 1e-5, ry2, rm2, ri2);
     if (out[0]) check_close(out[0], ry2, 48, 1e-5, 1e-6);
     ot_tensor_free(out[0]), ot_tensor_free(sc4);
     /* zero-width rows: Y is empty, the statistics of nothing are NaN */
-    ot_tensor *xe = mk(OT_F32, 2, DIMS(2, 0), NULL), *se = mk(OT_F32, 1, DIMS(0), NULL);
+    ot_tensor *xe = oh_tensor(OT_F32, 2, DIMS(2, 0), NULL), *se = oh_tensor(OT_F32, 1, DIMS(0), NULL);
     const ot_tensor *in7[2] = {xe, se};
     int want7[3] = {1, 1, 1};
-    CHECK_OK(run_n("LayerNormalization", 17, NULL, 0, 2, in7, 3, want7, out));
+    CHECK_OK(oh_run_n("LayerNormalization", 17, NULL, 0, 2, in7, 3, want7, out));
     CHECK(out[0] && out[0]->dims[1] == 0 && out[1] && isnan(F(out[1])[0]) && out[2] && isnan(F(out[2])[1]));
     for (int i = 0; i < 3; i++) ot_tensor_free(out[i]);
     ot_tensor_free(xe), ot_tensor_free(se);
@@ -392,13 +287,13 @@ static void test_layernorm(void) {
 static void test_layernorm_precision_and_errors(void) {
     /* Large offset (1e4) with small spread: single-pass E[x^2]-E[x]^2 in float would fail. */
     int64_t rows = 256, n = 768;
-    ot_tensor *x = rnd_f32(2, DIMS(rows, n), 0.01f, 1.0e4f), *sc = rnd_f32(1, DIMS(n), 0.5f, 1.0f),
-              *bi = rnd_f32(1, DIMS(n), 0.5f, 0.0f);
-    ot_attr eps = attr_float("epsilon", 1e-12f);
+    ot_tensor *x = oh_rand_f32(2, DIMS(rows, n), 0.01f, 1.0e4f), *sc = oh_rand_f32(1, DIMS(n), 0.5f, 1.0f),
+              *bi = oh_rand_f32(1, DIMS(n), 0.5f, 0.0f);
+    ot_attr eps = oh_attr_float("epsilon", 1e-12f);
     const ot_tensor *in[3] = {x, sc, bi};
     ot_tensor *out[3];
     int want[3] = {1, 1, 1};
-    CHECK_OK(run_n("LayerNormalization", 17, &eps, 1, 3, in, 3, want, out));
+    CHECK_OK(oh_run_n("LayerNormalization", 17, &eps, 1, 3, in, 3, want, out));
     double *sf = malloc((size_t)(rows * n) * sizeof *sf), *bf = malloc((size_t)(rows * n) * sizeof *bf);
     double *ry = malloc((size_t)(rows * n) * sizeof *ry), rm[256], ri[256];
     for (int64_t i = 0; i < rows * n; i++) sf[i] = F(sc)[i % n], bf[i] = F(bi)[i % n];
@@ -410,19 +305,19 @@ static void test_layernorm_precision_and_errors(void) {
     for (int i = 0; i < 3; i++) ot_tensor_free(out[i]);
     free(sf), free(bf), free(ry);
 
-    ot_attr stash = attr_int("stash_type", 11);
-    CHECK(run_n("LayerNormalization", 17, &stash, 1, 3, in, 1, NULL, out) == OT_E_UNSUPPORTED);
+    ot_attr stash = oh_attr_int("stash_type", 11);
+    CHECK(oh_run_n("LayerNormalization", 17, &stash, 1, 3, in, 1, NULL, out) == OT_E_UNSUPPORTED);
     CHECK(strstr(ot_last_error(), "stash_type") != NULL);
-    CHECK(run_n("LayerNormalization", 16, NULL, 0, 3, in, 1, NULL, out) == OT_E_UNSUPPORTED); /* no entry */
-    ot_attr ax = attr_int("axis", 2);
-    CHECK(run_n("LayerNormalization", 17, &ax, 1, 3, in, 1, NULL, out) == OT_E_INVALID);
-    ot_tensor *xd = mk(OT_F64, 2, DIMS(2, 3), (double[]){1, 2, 3, 4, 5, 7});
+    CHECK(oh_run_n("LayerNormalization", 16, NULL, 0, 3, in, 1, NULL, out) == OT_E_UNSUPPORTED); /* no entry */
+    ot_attr ax = oh_attr_int("axis", 2);
+    CHECK(oh_run_n("LayerNormalization", 17, &ax, 1, 3, in, 1, NULL, out) == OT_E_INVALID);
+    ot_tensor *xd = oh_tensor(OT_F64, 2, DIMS(2, 3), (double[]){1, 2, 3, 4, 5, 7});
     const ot_tensor *in2[2] = {xd, sc};
-    CHECK(run_n("LayerNormalization", 17, NULL, 0, 2, in2, 1, NULL, out) == OT_E_SHAPE); /* Scale dtype */
-    ot_tensor *sd = mk(OT_F64, 1, DIMS(3), (double[]){1, 1, 2});
+    CHECK(oh_run_n("LayerNormalization", 17, NULL, 0, 2, in2, 1, NULL, out) == OT_E_SHAPE); /* Scale dtype */
+    ot_tensor *sd = oh_tensor(OT_F64, 1, DIMS(3), (double[]){1, 1, 2});
     const ot_tensor *in3[2] = {xd, sd};
     int want3[3] = {1, 1, 0};
-    CHECK_OK(run_n("LayerNormalization", 17, NULL, 0, 2, in3, 3, want3, out));
+    CHECK_OK(oh_run_n("LayerNormalization", 17, NULL, 0, 2, in3, 3, want3, out));
     if (out[0] && out[1]) {
         /* row 1: 4, 5, 7 -> mean 16/3, var = ((4-m)^2 + (5-m)^2 + (7-m)^2) / 3 */
         double m = 16.0 / 3, v = ((4 - m) * (4 - m) + (5 - m) * (5 - m) + (7 - m) * (7 - m)) / 3;
@@ -438,17 +333,17 @@ static void test_layernorm_precision_and_errors(void) {
 
 static void test_gelu(void) {
     int64_t n = 100003; /* odd, large enough for the parallel path */
-    ot_tensor *x = mk(OT_F32, 1, DIMS(n), NULL), *y;
+    ot_tensor *x = oh_tensor(OT_F32, 1, DIMS(n), NULL), *y;
     for (int64_t i = 0; i < n; i++) F(x)[i] = -12.0f + 24.0f * (float)i / (float)(n - 1);
     const ot_tensor *in[1] = {x};
     double *ref = malloc((size_t)n * sizeof *ref);
     /* exact: 0.5 x erfc(-x / sqrt 2), which equals 0.5 x (1 + erf(x / sqrt 2)) */
     for (int64_t i = 0; i < n; i++) ref[i] = 0.5 * F(x)[i] * erfc(-F(x)[i] / sqrt(2.0));
-    CHECK_OK(run("Gelu", 20, NULL, 0, 1, in, &y));
+    CHECK_OK(oh_run("Gelu", 20, NULL, 0, 1, in, &y));
     if (y) check_close(y, ref, n, 1e-5, 1e-37);
     ot_tensor_free(y);
-    ot_attr none = attr_str("approximate", "none");
-    CHECK_OK(run("Gelu", 20, &none, 1, 1, in, &y));
+    ot_attr none = oh_attr_str("approximate", "none");
+    CHECK_OK(oh_run("Gelu", 20, &none, 1, 1, in, &y));
     if (y) check_close(y, ref, n, 1e-5, 1e-37);
     ot_tensor_free(y);
     /* tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); relative check where the value
@@ -457,39 +352,40 @@ static void test_gelu(void) {
         double v = F(x)[i];
         ref[i] = 0.5 * v * (1.0 + tanh(sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
     }
-    ot_attr th = attr_str("approximate", "tanh");
-    CHECK_OK(run("Gelu", 20, &th, 1, 1, in, &y));
+    ot_attr th = oh_attr_str("approximate", "tanh");
+    CHECK_OK(oh_run("Gelu", 20, &th, 1, 1, in, &y));
     if (y) check_close(y, ref, n, 1e-5, 1e-9);
     ot_tensor_free(y);
     free(ref);
     ot_tensor_free(x);
 
     double dv[3] = {-3.0, 0.0, 1.5};
-    x = mk(OT_F64, 1, DIMS(3), dv);
+    x = oh_tensor(OT_F64, 1, DIMS(3), dv);
     const ot_tensor *in2[1] = {x};
-    CHECK_OK(run("Gelu", 20, NULL, 0, 1, in2, &y));
+    CHECK_OK(oh_run("Gelu", 20, NULL, 0, 1, in2, &y));
     if (y) {
         CHECK_NEAR(D(y)[0], -1.5 * erfc(3.0 / sqrt(2.0)), 1e-15);
         CHECK(D(y)[1] == 0.0);
         CHECK_NEAR(D(y)[2], 0.75 * (1 + erf(1.5 / sqrt(2.0))), 1e-15);
     }
     ot_tensor_free(y);
-    ot_attr th2 = attr_str("approximate", "tanh");
-    CHECK_OK(run("Gelu", 21, &th2, 1, 1, in2, &y));
+    ot_attr th2 = oh_attr_str("approximate", "tanh");
+    CHECK_OK(oh_run("Gelu", 21, &th2, 1, 1, in2, &y));
     if (y) {
         double u = sqrt(2.0 / M_PI) * (-3.0 + 0.044715 * -27.0);
         CHECK_NEAR(D(y)[0], 0.5 * -3.0 * (1.0 + tanh(u)), 1e-14);
         CHECK(D(y)[1] == 0.0);
     }
     ot_tensor_free(y);
-    ot_attr bad = attr_str("approximate", "fast");
-    CHECK(run("Gelu", 20, &bad, 1, 1, in2, &y) == OT_E_INVALID);
+    ot_attr bad = oh_attr_str("approximate", "fast");
+    CHECK(oh_run("Gelu", 20, &bad, 1, 1, in2, &y) == OT_E_INVALID);
     CHECK(strstr(ot_last_error(), "fast") != NULL);
-    CHECK(run("Gelu", 19, NULL, 0, 1, in2, &y) == OT_E_UNSUPPORTED); /* Gelu starts at opset 20 */
+    CHECK(oh_run("Gelu", 19, NULL, 0, 1, in2, &y) == OT_E_UNSUPPORTED); /* Gelu starts at opset 20 */
     ot_tensor_free(x);
 }
 
 int main(void) {
+    oh_seed(777u);
     OT_RUN(test_softmax_axes);
     OT_RUN(test_softmax_special);
     OT_RUN(test_layernorm);

@@ -12,10 +12,8 @@
 #include <omp.h>
 #endif
 
-#include "core/graph.h"
-#include "runtime/op.h"
+#include "op_harness.h"
 #include "runtime/ops/shape.h"
-#include "ot_test.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Harness. */
@@ -57,26 +55,15 @@ static void tn_floats(tnode *t, const char *name, float *v, int n) {
 static void tn_tensor(tnode *t, const char *name, ot_tensor *v) { tn_add(t, name, OT_ATTR_TENSOR)->t = v; }
 static void tn_string(tnode *t, const char *name, const char *s) { tn_add(t, name, OT_ATTR_STRING)->s = (char *)s; }
 
-/* A tensor with a copy of `data` (NULL: zeroed). */
-static ot_tensor *mk(ot_dtype dt, int ndim, const int64_t *dims, const void *data) {
-    ot_tensor *t = NULL;
-    if (ot_tensor_new(&t, dt, ndim, dims) != OT_OK) {
-        fprintf(stderr, "mk: %s\n", ot_last_error());
-        exit(2);
-    }
-    if (data && ot_tensor_nbytes(t)) memcpy(t->data, data, ot_tensor_nbytes(t));
-    return t;
-}
 #define D(...) ((int64_t[]){__VA_ARGS__})
 #define NARG(...) (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t))
-static ot_tensor *f32(int ndim, const int64_t *dims, const float *v) { return mk(OT_F32, ndim, dims, v); }
-static ot_tensor *i64v(int n, const int64_t *v) { return mk(OT_I64, 1, (int64_t[]){n}, v); }
+static ot_tensor *i64v(int n, const int64_t *v) { return oh_tensor(OT_I64, 1, (int64_t[]){n}, v); }
 #define I64S(...) i64v(NARG(__VA_ARGS__), D(__VA_ARGS__))
-static ot_tensor *i64s(int64_t v) { return mk(OT_I64, 0, NULL, &v); }
+static ot_tensor *i64s(int64_t v) { return oh_tensor(OT_I64, 0, NULL, &v); }
 
 /* f32 tensor with values 0, 1, 2, ... */
 static ot_tensor *iota_f32(int ndim, const int64_t *dims) {
-    ot_tensor *t = mk(OT_F32, ndim, dims, NULL);
+    ot_tensor *t = oh_tensor(OT_F32, ndim, dims, NULL);
     float *p = t->data;
     for (int64_t i = 0; i < ot_tensor_numel(t); i++) p[i] = (float)i;
     return t;
@@ -90,7 +77,7 @@ static uint64_t rnd(void) {
     return rng;
 }
 static ot_tensor *rand_t(ot_dtype dt, int ndim, const int64_t *dims) {
-    ot_tensor *t = mk(dt, ndim, dims, NULL);
+    ot_tensor *t = oh_tensor(dt, ndim, dims, NULL);
     unsigned char *p = t->data;
     size_t nb = ot_tensor_nbytes(t);
     for (size_t i = 0; i < nb; i++) p[i] = (unsigned char)rnd();
@@ -118,39 +105,23 @@ static void res_free(result *r) {
     for (int i = 0; i < r->n_out; i++) free(r->out[i].data), r->out[i].data = NULL;
 }
 
-/* Runs parse, infer and (unless infer_only) cpu. in[i] may be NULL (omitted). Output k is
- * omitted when omit_mask has bit k. The outputs' data is malloc'd here. */
+/* Runs parse, infer and (unless infer_only) cpu through oh_exec (outputs pattern-filled,
+ * guard bytes checked). in[i] may be NULL (omitted). Output k is omitted when omit_mask has
+ * bit k. The outputs' data is malloc'd here (res_free). */
 static ot_status run_ex(tnode *t, int opset, int n_in, ot_tensor **in, int n_out, unsigned omit_mask, result *r,
                         int infer_only) {
     memset(r, 0, sizeof *r);
     r->n_out = n_out;
     const ot_op_def *def = find_def(t->node.op_type, opset);
     if (!def) return ot_errorf(OT_E_UNSUPPORTED, "test: no entry for %s at opset %d", t->node.op_type, opset);
-    if (n_in < def->min_in || (def->max_in >= 0 && n_in > def->max_in))
-        return ot_errorf(OT_E_INVALID, "test: %d inputs outside [%d, %d]", n_in, def->min_in, def->max_in);
+    OT_TRY(oh_check_arity(def, n_in));
     t->node.n_in = n_in;
     t->node.n_out = n_out;
-    void *attr = def->attr_size ? calloc(1, def->attr_size) : NULL;
-    ot_status st = OT_OK;
-    if (def->parse) st = def->parse(&t->node, opset, attr);
     ot_tensor *outp[8];
     for (int k = 0; k < n_out; k++) outp[k] = (omit_mask >> k) & 1 ? NULL : &r->out[k];
     const ot_tensor *inp[8];
     for (int k = 0; k < n_in; k++) inp[k] = in[k];
-    ot_op_ctx c = {NULL, &t->node, attr, opset, n_in, n_out, inp, outp};
-    if (st == OT_OK) st = def->infer(&c);
-    if (st == OT_OK && !infer_only) {
-        for (int k = 0; k < n_out; k++) {
-            if (!outp[k]) continue;
-            size_t nb = ot_tensor_nbytes(outp[k]);
-            outp[k]->data = malloc(nb ? nb : 1);
-            memset(outp[k]->data, 0xAB, nb ? nb : 1); /* garbage: kernels must write every byte */
-        }
-        st = def->cpu(&c);
-        if (st != OT_OK) res_free(r);
-    }
-    free(attr);
-    return st;
+    return oh_exec(def, &t->node, opset, n_in, inp, n_out, outp, infer_only);
 }
 static ot_status run(tnode *t, int opset, int n_in, ot_tensor **in, int n_out, result *r) {
     return run_ex(t, opset, n_in, in, n_out, 0, r, 0);
@@ -229,7 +200,7 @@ static void test_reshape(void) {
     ot_tensor_free(x);
 
     /* allowzero: 0 is a real zero dim (opset 14), a copy at opset 13 */
-    x = mk(OT_F32, 2, D(0, 3), NULL);
+    x = oh_tensor(OT_F32, 2, D(0, 3), NULL);
     s = I64S(3, 0);
     tn_int(&t, "allowzero", 1);
     CHECK_OK(run(&t, 14, 2, (ot_tensor *[]){x, s}, 1, &r));
@@ -321,7 +292,7 @@ static void test_squeeze_unsqueeze(void) {
     ot_tensor_free(x);
 
     tn_init(&t, "Unsqueeze", "us");
-    x = mk(OT_F32, 0, NULL, (float[]){7});
+    x = oh_tensor(OT_F32, 0, NULL, (float[]){7});
     ax = I64S(0);
     CHECK_OK(run(&t, 13, 2, (ot_tensor *[]){x, ax}, 1, &r));
     CHECK(SHAPE_IS(&r.out[0], 1) && F32_EQ(&r.out[0], 7));
@@ -333,7 +304,7 @@ static void test_squeeze_unsqueeze(void) {
 static void test_identity_dropout(void) {
     tnode t;
     result r;
-    ot_tensor *x = mk(OT_I64, 1, D(3), D(5, -6, 7));
+    ot_tensor *x = oh_tensor(OT_I64, 1, D(3), D(5, -6, 7));
     tn_init(&t, "Identity", "id");
     CHECK_OK(run(&t, 16, 1, &x, 1, &r));
     CHECK(I64_EQ(&r.out[0], 5, -6, 7));
@@ -350,8 +321,8 @@ static void test_identity_dropout(void) {
     for (int i = 0; i < 6; i++) all &= ((unsigned char *)r.out[1].data)[i] == 1;
     CHECK(all);
     res_free(&r);
-    ot_tensor *ratio = mk(OT_F32, 0, NULL, (float[]){0.5f});
-    ot_tensor *tm = mk(OT_BOOL, 0, NULL, (unsigned char[]){0});
+    ot_tensor *ratio = oh_tensor(OT_F32, 0, NULL, (float[]){0.5f});
+    ot_tensor *tm = oh_tensor(OT_BOOL, 0, NULL, (unsigned char[]){0});
     CHECK_OK(run(&t, 13, 3, (ot_tensor *[]){x, ratio, tm}, 1, &r)); /* training_mode false: fine */
     CHECK(F32_EQ(&r.out[0], 0, 1, 2, 3, 4, 5));
     res_free(&r);
@@ -478,9 +449,9 @@ static void test_concat(void) {
     tnode t;
     result r;
     ot_tensor *a = iota_f32(3, D(2, 1, 3));                                         /* 0..5 */
-    ot_tensor *b = f32(3, D(2, 2, 3), (float[]){10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21});
-    ot_tensor *e = mk(OT_F32, 3, D(2, 0, 3), NULL);
-    ot_tensor *e1 = mk(OT_F32, 1, D(0), NULL);
+    ot_tensor *b = oh_f32(3, D(2, 2, 3), (float[]){10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21});
+    ot_tensor *e = oh_tensor(OT_F32, 3, D(2, 0, 3), NULL);
+    ot_tensor *e1 = oh_tensor(OT_F32, 1, D(0), NULL);
     tn_init(&t, "Concat", "cc");
     tn_int(&t, "axis", -2);
     CHECK_OK(run(&t, 13, 3, (ot_tensor *[]){a, e, b}, 1, &r));
@@ -492,7 +463,7 @@ static void test_concat(void) {
     tn_init(&t, "Concat", "cc");
     tn_int(&t, "axis", 0);
     CHECK(fails_with(run(&t, 13, 2, (ot_tensor *[]){a, b}, 1, &r), OT_E_SHAPE, "'cc'", "axis 0"));
-    ot_tensor *c32 = mk(OT_I32, 3, D(2, 1, 3), NULL);
+    ot_tensor *c32 = oh_tensor(OT_I32, 3, D(2, 1, 3), NULL);
     CHECK(fails_with(run(&t, 13, 2, (ot_tensor *[]){a, c32}, 1, &r), OT_E_SHAPE, "'cc'", "dtype"));
     ot_tensor_free(c32);
     tn_init(&t, "Concat", "cc");
@@ -612,7 +583,7 @@ static void test_slice(void) {
     res_free(&r);
     ot_tensor_free(st), ot_tensor_free(en);
 
-    st = mk(OT_I32, 1, D(1), (int32_t[]){0}), en = mk(OT_I32, 1, D(1), (int32_t[]){2}); /* x[:2], int32 */
+    st = oh_tensor(OT_I32, 1, D(1), (int32_t[]){0}), en = oh_tensor(OT_I32, 1, D(1), (int32_t[]){2}); /* x[:2], int32 */
     CHECK_OK(run(&t, 13, 3, (ot_tensor *[]){x, st, en}, 1, &r));
     CHECK(SHAPE_IS(&r.out[0], 2, 5) && F32_EQ(&r.out[0], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9));
     res_free(&r);
@@ -654,7 +625,7 @@ static void test_gather(void) {
     result r;
     /* embedding: table [10, 8], ids [2, 3] with a negative id */
     ot_tensor *w = iota_f32(2, D(10, 8));
-    ot_tensor *ids = mk(OT_I64, 2, D(2, 3), D(0, 9, -1, 3, 3, 5));
+    ot_tensor *ids = oh_tensor(OT_I64, 2, D(2, 3), D(0, 9, -1, 3, 3, 5));
     tn_init(&t, "Gather", "emb");
     CHECK_OK(run(&t, 13, 2, (ot_tensor *[]){w, ids}, 1, &r));
     CHECK(SHAPE_IS(&r.out[0], 2, 3, 8));
@@ -667,15 +638,15 @@ static void test_gather(void) {
     ot_tensor_free(ids);
 
     /* out of range names the node and the index */
-    ids = mk(OT_I64, 2, D(1, 2), D(2, 10));
+    ids = oh_tensor(OT_I64, 2, D(1, 2), D(2, 10));
     CHECK(fails_with(run(&t, 13, 2, (ot_tensor *[]){w, ids}, 1, &r), OT_E_INVALID, "'emb'", "index 10"));
     ot_tensor_free(ids);
-    ids = mk(OT_I32, 1, D(1), (int32_t[]){-11});
+    ids = oh_tensor(OT_I32, 1, D(1), (int32_t[]){-11});
     CHECK(fails_with(run(&t, 13, 2, (ot_tensor *[]){w, ids}, 1, &r), OT_E_INVALID, "'emb'", "index -11"));
     ot_tensor_free(ids);
 
     /* axis 1, int32 indices: columns */
-    ids = mk(OT_I32, 1, D(2), (int32_t[]){7, -8});
+    ids = oh_tensor(OT_I32, 1, D(2), (int32_t[]){7, -8});
     tn_init(&t, "Gather", "g1");
     tn_int(&t, "axis", -1);
     CHECK_OK(run(&t, 13, 2, (ot_tensor *[]){w, ids}, 1, &r));
@@ -697,8 +668,8 @@ static void test_gather(void) {
     ot_tensor_free(w);
 
     /* middle axis of a 3-D i64 tensor (shape arithmetic as exporters emit it) */
-    ot_tensor *s = mk(OT_I64, 3, D(2, 3, 2), D(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11));
-    ids = mk(OT_I64, 2, D(2, 1), D(2, 0));
+    ot_tensor *s = oh_tensor(OT_I64, 3, D(2, 3, 2), D(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11));
+    ids = oh_tensor(OT_I64, 2, D(2, 1), D(2, 0));
     tn_init(&t, "Gather", "gm");
     tn_int(&t, "axis", 1);
     CHECK_OK(run(&t, 13, 2, (ot_tensor *[]){s, ids}, 1, &r));
@@ -709,7 +680,7 @@ static void test_gather(void) {
 
     /* large embedding, parallel path, against a naive loop; f16 rows */
     w = rand_t(OT_F16, 2, D(500, 96));
-    ids = mk(OT_I32, 2, D(4, 64), NULL);
+    ids = oh_tensor(OT_I32, 2, D(4, 64), NULL);
     for (int k = 0; k < 256; k++) ((int32_t *)ids->data)[k] = (int32_t)(rnd() % 1000) - 500;
     tn_init(&t, "Gather", "big");
     CHECK_OK(run(&t, 13, 2, (ot_tensor *[]){w, ids}, 1, &r));
@@ -732,7 +703,7 @@ static void test_gather(void) {
 static void test_expand(void) {
     tnode t;
     result r;
-    ot_tensor *x = f32(2, D(3, 1), (float[]){1, 2, 3});
+    ot_tensor *x = oh_f32(2, D(3, 1), (float[]){1, 2, 3});
     ot_tensor *s = I64S(2, 1, 4);
     tn_init(&t, "Expand", "ex");
     CHECK_OK(run(&t, 13, 2, (ot_tensor *[]){x, s}, 1, &r));
@@ -750,7 +721,7 @@ static void test_expand(void) {
     ot_tensor_free(s);
     ot_tensor_free(x);
 
-    x = f32(1, D(4), (float[]){1, 2, 3, 4}); /* row broadcast to [3, 4] */
+    x = oh_f32(1, D(4), (float[]){1, 2, 3, 4}); /* row broadcast to [3, 4] */
     s = I64S(3, 1);
     CHECK_OK(run(&t, 13, 2, (ot_tensor *[]){x, s}, 1, &r));
     CHECK(SHAPE_IS(&r.out[0], 3, 4) && F32_EQ(&r.out[0], 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4));
@@ -782,7 +753,7 @@ static void test_expand(void) {
     ot_tensor_free(s);
     ot_tensor_free(x);
 
-    x = f32(1, D(1), (float[]){5}); /* scalar-like fill, and a zero dim */
+    x = oh_f32(1, D(1), (float[]){5}); /* scalar-like fill, and a zero dim */
     s = I64S(2, 0);
     CHECK_OK(run(&t, 13, 2, (ot_tensor *[]){x, s}, 1, &r));
     CHECK(SHAPE_IS(&r.out[0], 2, 0));
@@ -797,7 +768,7 @@ static void test_expand(void) {
 static void test_shape(void) {
     tnode t;
     result r;
-    ot_tensor *x = mk(OT_F32, 3, D(2, 3, 4), NULL);
+    ot_tensor *x = oh_tensor(OT_F32, 3, D(2, 3, 4), NULL);
     free(x->data); /* Shape must read dims only: no data at all */
     x->data = NULL;
     x->owned = 0;
@@ -840,13 +811,13 @@ static void test_constant_of_shape(void) {
     CHECK_OK(run(&t, 13, 1, &s, 1, &r));
     CHECK(SHAPE_IS(&r.out[0], 2, 3) && F32_EQ(&r.out[0], 0, 0, 0, 0, 0, 0));
     res_free(&r);
-    ot_tensor *v = mk(OT_I64, 1, D(1), D(-7));
+    ot_tensor *v = oh_tensor(OT_I64, 1, D(1), D(-7));
     tn_tensor(&t, "value", v);
     CHECK_OK(run(&t, 20, 1, &s, 1, &r));
     CHECK(I64_EQ(&r.out[0], -7, -7, -7, -7, -7, -7));
     res_free(&r);
     ot_tensor_free(s);
-    s = mk(OT_I64, 1, D(0), NULL); /* empty shape: a scalar */
+    s = oh_tensor(OT_I64, 1, D(0), NULL); /* empty shape: a scalar */
     CHECK_OK(run(&t, 13, 1, &s, 1, &r));
     CHECK(r.out[0].ndim == 0 && I64_EQ(&r.out[0], -7));
     res_free(&r);
@@ -856,7 +827,7 @@ static void test_constant_of_shape(void) {
     ot_tensor_free(s);
     ot_tensor_free(v);
     /* large f32 fill (parallel) */
-    v = f32(1, D(1), (float[]){1.5f});
+    v = oh_f32(1, D(1), (float[]){1.5f});
     tn_init(&t, "ConstantOfShape", "cos");
     tn_tensor(&t, "value", v);
     s = I64S(512, 300);
@@ -872,7 +843,7 @@ static void test_constant_of_shape(void) {
 static void test_constant(void) {
     tnode t;
     result r;
-    ot_tensor *v = f32(2, D(2, 2), (float[]){1, 2, 3, 4});
+    ot_tensor *v = oh_f32(2, D(2, 2), (float[]){1, 2, 3, 4});
     tn_init(&t, "Constant", "k");
     tn_tensor(&t, "value", v);
     CHECK_OK(run(&t, 13, 0, NULL, 1, &r));
@@ -917,8 +888,8 @@ static void test_range(void) {
     tnode t;
     result r;
     tn_init(&t, "Range", "rg");
-    ot_tensor *a = mk(OT_F32, 0, NULL, (float[]){0}), *b = mk(OT_F32, 0, NULL, (float[]){1}),
-              *c = mk(OT_F32, 0, NULL, (float[]){0.25f});
+    ot_tensor *a = oh_tensor(OT_F32, 0, NULL, (float[]){0}), *b = oh_tensor(OT_F32, 0, NULL, (float[]){1}),
+              *c = oh_tensor(OT_F32, 0, NULL, (float[]){0.25f});
     CHECK_OK(run(&t, 13, 3, (ot_tensor *[]){a, b, c}, 1, &r));
     CHECK(F32_EQ(&r.out[0], 0, 0.25f, 0.5f, 0.75f));
     res_free(&r);
@@ -938,19 +909,19 @@ static void test_range(void) {
     CHECK(fails_with(run(&t, 13, 3, (ot_tensor *[]){a, b, c}, 1, &r), OT_E_INVALID, "'rg'", "delta"));
     ot_tensor_free(a), ot_tensor_free(b), ot_tensor_free(c);
 
-    a = mk(OT_I32, 0, NULL, (int32_t[]){3}), b = mk(OT_I32, 0, NULL, (int32_t[]){9}),
-    c = mk(OT_I32, 0, NULL, (int32_t[]){3}); /* spec example 1 */
+    a = oh_tensor(OT_I32, 0, NULL, (int32_t[]){3}), b = oh_tensor(OT_I32, 0, NULL, (int32_t[]){9}),
+    c = oh_tensor(OT_I32, 0, NULL, (int32_t[]){3}); /* spec example 1 */
     CHECK_OK(run(&t, 13, 3, (ot_tensor *[]){a, b, c}, 1, &r));
     CHECK(r.out[0].dtype == OT_I32 && SHAPE_IS(&r.out[0], 2) && ((int32_t *)r.out[0].data)[0] == 3 &&
           ((int32_t *)r.out[0].data)[1] == 6);
     res_free(&r);
     ot_tensor_free(c);
-    c = mk(OT_I64, 0, NULL, D(3));
+    c = oh_tensor(OT_I64, 0, NULL, D(3));
     CHECK(fails_with(run(&t, 13, 3, (ot_tensor *[]){a, b, c}, 1, &r), OT_E_SHAPE, "'rg'", "same dtype"));
     ot_tensor_free(a), ot_tensor_free(b), ot_tensor_free(c);
 
-    a = mk(OT_F64, 0, NULL, (double[]){1}), b = mk(OT_F64, 0, NULL, (double[]){-1}),
-    c = mk(OT_F64, 0, NULL, (double[]){-0.5}); /* ceil(-2 / -0.5) = 4 */
+    a = oh_tensor(OT_F64, 0, NULL, (double[]){1}), b = oh_tensor(OT_F64, 0, NULL, (double[]){-1}),
+    c = oh_tensor(OT_F64, 0, NULL, (double[]){-0.5}); /* ceil(-2 / -0.5) = 4 */
     CHECK_OK(run(&t, 13, 3, (ot_tensor *[]){a, b, c}, 1, &r));
     const double *dv = r.out[0].data;
     CHECK(SHAPE_IS(&r.out[0], 4) && dv[0] == 1 && dv[1] == 0.5 && dv[2] == 0 && dv[3] == -0.5);
@@ -1024,7 +995,7 @@ static void test_trilu(void) {
 static void test_cumsum(void) {
     tnode t;
     result r;
-    ot_tensor *x = f32(2, D(2, 3), (float[]){1, 2, 3, 4, 5, 6});
+    ot_tensor *x = oh_f32(2, D(2, 3), (float[]){1, 2, 3, 4, 5, 6});
     ot_tensor *ax = i64s(1);
     static const struct { int excl, rev; float want[6]; } cases[] = {
         {0, 0, {1, 3, 6, 4, 9, 15}},
@@ -1041,7 +1012,7 @@ static void test_cumsum(void) {
         res_free(&r);
     }
     ot_tensor_free(ax);
-    ax = mk(OT_I32, 1, D(1), (int32_t[]){-2}); /* axis 0, int32 axis */
+    ax = oh_tensor(OT_I32, 1, D(1), (int32_t[]){-2}); /* axis 0, int32 axis */
     tn_init(&t, "CumSum", "cs");
     CHECK_OK(run(&t, 13, 2, (ot_tensor *[]){x, ax}, 1, &r));
     CHECK(F32_EQ(&r.out[0], 1, 2, 3, 5, 7, 9));
@@ -1052,21 +1023,21 @@ static void test_cumsum(void) {
     ot_tensor_free(ax);
     ot_tensor_free(x);
 
-    x = mk(OT_I32, 1, D(4), (int32_t[]){INT32_MAX, 1, -5, 7}); /* int32 wraps like two's complement */
+    x = oh_tensor(OT_I32, 1, D(4), (int32_t[]){INT32_MAX, 1, -5, 7}); /* int32 wraps like two's complement */
     ax = i64s(0);
     CHECK_OK(run(&t, 13, 2, (ot_tensor *[]){x, ax}, 1, &r));
     const int32_t *iv = r.out[0].data;
     CHECK(iv[0] == INT32_MAX && iv[1] == INT32_MIN && iv[2] == 2147483643 && iv[3] == -2147483646);
     res_free(&r);
     ot_tensor_free(x);
-    x = mk(OT_I64, 2, D(1, 3), D(-1, -2, 10));
+    x = oh_tensor(OT_I64, 2, D(1, 3), D(-1, -2, 10));
     ot_tensor_free(ax);
     ax = i64s(-1);
     CHECK_OK(run(&t, 13, 2, (ot_tensor *[]){x, ax}, 1, &r));
     CHECK(I64_EQ(&r.out[0], -1, -3, 7));
     res_free(&r);
     ot_tensor_free(x);
-    x = mk(OT_F16, 1, D(2), NULL);
+    x = oh_tensor(OT_F16, 1, D(2), NULL);
     CHECK(fails_with(run(&t, 13, 2, (ot_tensor *[]){x, ax}, 1, &r), OT_E_UNSUPPORTED, "'cs'", "float16"));
     ot_tensor_free(x);
     ot_tensor_free(ax);

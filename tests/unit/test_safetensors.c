@@ -17,15 +17,6 @@
 
 static char tmpdir[256];
 
-static void make_tmpdir(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/ot_st_XXXXXX", base && base[0] ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        exit(2);
-    }
-}
-
 static char *tpath(const char *name) {
     static char buf[4][512];
     static int k;
@@ -500,14 +491,8 @@ static void test_writer_errors(void) {
     }
 }
 
-static void cleanup(void) {
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-}
-
 int main(void) {
-    make_tmpdir();
+    ot_test_mkdtemp(tmpdir, sizeof tmpdir, "ot_st_");
     OT_RUN(test_dtype_names);
     OT_RUN(test_roundtrip_all_dtypes);
     OT_RUN(test_exact_bytes_and_misaligned);
@@ -518,6 +503,6 @@ int main(void) {
     OT_RUN(test_validation_rules);
     OT_RUN(test_open_errors);
     OT_RUN(test_writer_errors);
-    cleanup();
+    ot_test_rmtree(tmpdir);
     return OT_TEST_EXIT();
 }
