@@ -105,6 +105,7 @@ int ot_hf_weightf(ot_hf_builder *b, int ndim, int64_t d0, int64_t d1, const char
 static int const_tensor(ot_hf_builder *b, ot_dtype dt, int ndim, const int64_t *dims, const void *data) {
     if (b->st != OT_OK) return -1;
     char name[64];
+    /* "hf." names mark the builder's own constants: exporters leave them out of weight files */
     snprintf(name, sizeof name, "hf.const_%d", b->counter++);
     int v = new_value(b, name);
     if (v < 0) return -1;

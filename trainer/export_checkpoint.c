@@ -97,8 +97,9 @@ static ot_status export_safetensors(const ot_session *s, const ot_named_tensor *
     for (int v = 0; st == OT_OK && v < g->n_values; v++) {
         const ot_value *val = &g->values[v];
         if (!val->init || v == s->tied_copy || !ot_safetensors_dtype_name(val->init->dtype)) continue;
-        if ((val->is_param && !s->cfg->full) || !strncmp(val->name, "ot.", 3) || strstr(val->name, "/lora/"))
-            continue; /* LoRA factors are merged; the rest is onnxtune's own */
+        if ((val->is_param && !s->cfg->full) || !strncmp(val->name, "ot.", 3) || strstr(val->name, "/lora/") ||
+            !strncmp(val->name, "hf.", 3))
+            continue; /* LoRA factors are merged; the rest is onnxtune's own (hf.*: the HF builder's constants) */
         const ot_tensor *w = val->init;
         for (int i = 0; i < n_u; i++)
             if (!strcmp(u[i].name, val->name)) w = u[i].t;
