@@ -20,6 +20,7 @@ static const struct {
     {"export", ot_cmd_export, "export a checkpoint as ONNX, safetensors or a PEFT adapter"},
     {"run", ot_cmd_run, "train, then export: the whole pipeline in one command"},
     {"fetch", ot_cmd_fetch, "download base models (http(s):// or hf://) into the cache"},
+    {"serve", ot_cmd_serve, "run the fine-tuning HTTP service (OpenAI fine-tuning API shape)"},
 };
 
 static void usage(FILE *f) {

@@ -43,9 +43,9 @@ static void report(reporter *r, int64_t step, int64_t total, double loss, double
                    double tok_s, double elapsed) {
     if (r->log) {
         fprintf(r->log,
-                "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens\": %.0f, "
-                "\"tokens_per_s\": %.1f, \"elapsed_s\": %.3f}\n",
-                (long long)step, loss, lr, norm, tokens, tok_s, elapsed);
+                "{\"step\": %lld, \"total_steps\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
+                "\"tokens\": %.0f, \"tokens_per_s\": %.1f, \"elapsed_s\": %.3f}\n",
+                (long long)step, (long long)total, loss, lr, norm, tokens, tok_s, elapsed);
         fflush(r->log);
     }
     double eta = step ? elapsed / (double)step * (double)(total - step) : 0;
