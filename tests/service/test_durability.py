@@ -119,18 +119,23 @@ def test_kill9_and_restart_resumes(tmp_path, servers):
                 pass  # a line cut by the SIGKILL
     steps = [r["step"] for r in rows]
     drops = [i for i in range(1, len(steps)) if steps[i] <= steps[i - 1]]
-    assert len(drops) == 1, "expected one restart in the step log, found %d: %s" % (len(drops), steps)
-    i = drops[0]
-    resumed_from = steps[i] - 1
-    assert steps[:i] == list(range(1, steps[i - 1] + 1)), "first attempt's steps %s" % steps[:i]
-    assert steps[i:] == list(range(steps[i], LONG["steps"] + 1)), "second attempt's steps %s" % steps[i:]
-    assert resumed_from > 0 and resumed_from % LONG["save_every"] == 0 and resumed_from >= steps_seen[-1], \
-        "the second attempt started at step %d: not right after a checkpoint >= %d" % (steps[i], steps_seen[-1])
-    first_try = {r["step"]: r["loss"] for r in rows[:i]}
-    replayed = [(r["step"], first_try[r["step"]], r["loss"]) for r in rows[i:] if r["step"] in first_try]
-    for step, before, after in replayed:
-        assert before == after, "step %d: loss %r before the kill, %r when replayed after the resume" % (
-            step, before, after)
+    # Killed right after logging its checkpoint step, the first attempt leaves nothing to
+    # replay and the log runs on without a drop; otherwise exactly one drop, back to C+1.
+    assert len(drops) <= 1, "expected at most one restart in the step log, found %d: %s" % (len(drops), steps)
+    if not drops:
+        assert steps == list(range(1, LONG["steps"] + 1)), "steps %s" % steps
+    else:
+        i = drops[0]
+        resumed_from = steps[i] - 1
+        assert steps[:i] == list(range(1, steps[i - 1] + 1)), "first attempt's steps %s" % steps[:i]
+        assert steps[i:] == list(range(steps[i], LONG["steps"] + 1)), "second attempt's steps %s" % steps[i:]
+        assert resumed_from > 0 and resumed_from % LONG["save_every"] == 0 and resumed_from >= steps_seen[-1], \
+            "the second attempt started at step %d: not right after a checkpoint >= %d" % (steps[i], steps_seen[-1])
+        first_try = {r["step"]: r["loss"] for r in rows[:i]}
+        replayed = [(r["step"], first_try[r["step"]], r["loss"]) for r in rows[i:] if r["step"] in first_try]
+        for step, before, after in replayed:
+            assert before == after, "step %d: loss %r before the kill, %r when replayed after the resume" % (
+                step, before, after)
     assert api(second, "GET", "/v1/fine_tuning/jobs/%s/artifacts/model.onnx" % a, expect=200).content
 
 
