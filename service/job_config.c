@@ -85,7 +85,8 @@ static int set_item(cJSON *o, const char *key, cJSON *v) {
     return cJSON_AddItemToObject(o, key, v);
 }
 
-ot_status ot_job_config_build(const cJSON *request, const char *training_path, const char *run_dir, cJSON **out) {
+ot_status ot_job_config_build(const cJSON *request, const char *training_path, const char *validation_path,
+                              const char *run_dir, cJSON **out) {
     *out = NULL;
     cJSON *hp = NULL;
     OT_TRY(ot_job_hyperparameters(request, &hp));
@@ -112,10 +113,11 @@ ot_status ot_job_config_build(const cJSON *request, const char *training_path, c
                  set_item(cfg, "lr", cJSON_CreateNumber(
                                          OT_JOB_BASE_LR * cJSON_GetObjectItem(hp, "learning_rate_multiplier")->valuedouble));
         if (ok && cJSON_IsNumber(seed)) ok = set_item(cfg, "seed", cJSON_CreateNumber(seed->valuedouble));
+        if (ok && validation_path) ok = set_item(cfg, "eval_data", cJSON_CreateString(validation_path));
         if (!ok) s = ot_errorf(OT_E_NOMEM, "out of memory");
     }
     /* the onnxtune object, verbatim, over the OpenAI-derived values */
-    static const char *const reserved[] = {"model", "data", "out", "log_json", "resume", "config"};
+    static const char *const reserved[] = {"model", "data", "eval_data", "out", "log_json", "resume", "config"};
     for (const cJSON *it = ext && cJSON_IsObject(ext) ? ext->child : NULL; s == OT_OK && it; it = it->next) {
         char key[128];
         canon_key(it->string, key, sizeof key);

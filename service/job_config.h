@@ -27,12 +27,15 @@
 ot_status ot_job_hyperparameters(const cJSON *request, cJSON **out);
 
 /* Builds the job file object: "model" from request.model, "data" = training_path,
+ * "eval_data" = validation_path when not NULL (the job's validation_file, linked like the
+ * training file; evaluated at every checkpoint and at the end),
  * "epochs"/"batch_size"/"lr" from the hyperparameters, "seed" when given, the "onnxtune"
  * object merged on top verbatim, then "out" = run_dir, "log_json" = run_dir/log.jsonl
- * (these two and "data"/"model"/"resume" may not be set by the onnxtune object), and
+ * (these two and "data"/"eval_data"/"model"/"resume" may not be set by the onnxtune object), and
  * "export" defaulted as above. The result is checked with ot_config_apply_json and
  * ot_config_finalize; errors name the offending field. Caller frees *out. */
-ot_status ot_job_config_build(const cJSON *request, const char *training_path, const char *run_dir, cJSON **out);
+ot_status ot_job_config_build(const cJSON *request, const char *training_path, const char *validation_path,
+                              const char *run_dir, cJSON **out);
 
 /* "ft:<basename of model without extension>:<suffix or job id>" into buf. */
 void ot_job_fine_tuned_name(const char *model, const char *suffix, const char *job_id, char *buf, size_t n);

@@ -280,7 +280,11 @@ static int validate_create(ot_server *s, cJSON *req, cJSON **hp, verr *e) {
     cJSON *ot = cJSON_GetObjectItemCaseSensitive(req, "onnxtune");
     if (ot && !cJSON_IsObject(ot)) return fail(e, "onnxtune", "invalid_type", "'onnxtune' must be an object of options");
     cJSON *cfg = NULL;
-    if (ot_job_config_build(req, "/nonexistent/train.jsonl", "/nonexistent/run", &cfg) != OT_OK) {
+    if (ot_job_config_build(req, "/nonexistent/train.jsonl",
+                            cJSON_IsString(cJSON_GetObjectItemCaseSensitive(req, "validation_file"))
+                                ? "/nonexistent/valid.jsonl"
+                                : NULL,
+                            "/nonexistent/run", &cfg) != OT_OK) {
         const char *msg = ot_last_error();
         fail(e, NULL, "invalid_value", "%s", msg);
         e->param = config_param(msg, ot, e->pbuf, sizeof e->pbuf);

@@ -138,10 +138,26 @@ static ot_status prepare(ot_runner *r, const ot_job_rec *job, const char *job_di
         ot_file_rec_free(&f);
         return ot_errorf(OT_E_IO, "cannot link training data '%s': %s", data, strerror(errno));
     }
-    cJSON *req = cJSON_Parse(job->request), *cfg = NULL;
-    ot_status s = req ? ot_job_config_build(req, data, run_dir, &cfg)
-                      : ot_errorf(OT_E_INVALID, "stored request of job %s is not JSON", job->id);
     ot_file_rec_free(&f);
+    /* the validation file, linked the same way (the trainer evaluates it at each checkpoint) */
+    char valid[4400];
+    if (job->validation_file) {
+        ot_file_rec vf;
+        found = 0;
+        OT_TRY(ot_store_file_get(r->st, job->validation_file, &vf, &found));
+        if (!found)
+            return ot_errorf(OT_E_INVALID, "validation_file '%s' does not exist (deleted?)", job->validation_file);
+        const char *vext = ".jsonl", *vdot = vf.filename ? strrchr(vf.filename, '.') : NULL;
+        if (vdot && (!strcmp(vdot, ".npy") || !strcmp(vdot, ".bin"))) vext = vdot;
+        snprintf(valid, sizeof valid, "%s/validation%s", job_dir, vext);
+        unlink(valid);
+        int linked = symlink(vf.path, valid) == 0;
+        ot_file_rec_free(&vf);
+        if (!linked) return ot_errorf(OT_E_IO, "cannot link validation data '%s': %s", valid, strerror(errno));
+    }
+    cJSON *req = cJSON_Parse(job->request), *cfg = NULL;
+    ot_status s = req ? ot_job_config_build(req, data, job->validation_file ? valid : NULL, run_dir, &cfg)
+                      : ot_errorf(OT_E_INVALID, "stored request of job %s is not JSON", job->id);
     cJSON_Delete(req);
     char *text = s == OT_OK ? cJSON_Print(cfg) : NULL;
     cJSON_Delete(cfg);

@@ -4,7 +4,10 @@
  * ends in '\n', so a half-written line is never parsed. A step already reported by an
  * earlier attempt (the resumed run replays steps after its last checkpoint, bit-exactly)
  * gets no second event. Checkpoint folders count only when named exactly step-<digits> and
- * holding manifest.json (the trainer renames a complete folder into place). */
+ * holding manifest.json (the trainer renames a complete folder into place).
+ * Checkpoint metrics: the trainer logs a checkpoint's eval line before it writes the
+ * checkpoint, and each poll reads the log before listing checkpoints, so a checkpoint row
+ * is recorded with its eval metrics already known; eval lines make no events. */
 #include "service/runner_watch.h"
 
 #include <cJSON.h>
@@ -58,7 +61,7 @@ ot_status ot_watch_init(ot_watch *w, ot_store *st, const char *job_id, const cha
 
 void ot_watch_free(ot_watch *w) {
     free(w->run_dir), free(w->log_json), free(w->train_log), free(w->partial);
-    free(w->losses), free(w->ckpt_seen);
+    free(w->losses), free(w->evals), free(w->ckpt_seen);
     memset(w, 0, sizeof *w);
 }
 
@@ -85,13 +88,43 @@ static double num(const cJSON *o, const char *k, int *ok) {
     return v->valuedouble;
 }
 
+/* Grows an array of `size`-byte records to hold one more. */
+static ot_status grow(void **arr, int n, int *cap, size_t size) {
+    if (n < *cap) return OT_OK;
+    int c = *cap ? 2 * *cap : 64;
+    void *g = realloc(*arr, (size_t)c * size);
+    if (!g) return ot_errorf(OT_E_NOMEM, "out of memory");
+    *arr = g, *cap = c;
+    return OT_OK;
+}
+
+/* {"step": N, "eval": true, "valid_loss": x, "valid_mean_token_accuracy"?: a, "full_set"?: b} */
+static ot_status on_eval(ot_watch *w, const cJSON *j) {
+    int ok = 1, oka = 1;
+    int64_t step = (int64_t)num(j, "step", &ok);
+    double loss = num(j, "valid_loss", &ok), acc = num(j, "valid_mean_token_accuracy", &oka);
+    if (!ok) return OT_OK;
+    OT_TRY(grow((void **)&w->evals, w->nevals, &w->capevals, sizeof *w->evals));
+    w->evals[w->nevals].step = step, w->evals[w->nevals].loss = loss, w->evals[w->nevals].acc = acc;
+    w->evals[w->nevals].has_acc = oka;
+    w->evals[w->nevals].full = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "full_set"));
+    w->nevals++;
+    return OT_OK;
+}
+
 static ot_status on_line(ot_watch *w, const char *line) {
     cJSON *j = cJSON_Parse(line);
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return OT_OK; /* not ours to judge; the child's exit status decides */
     }
-    int ok = 1;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "eval"))) {
+        ot_status s = on_eval(w, j);
+        cJSON_Delete(j);
+        return s;
+    }
+    int ok = 1, oka = 1;
+    double acc = num(j, "train_mean_token_accuracy", &oka);
     int64_t step = (int64_t)num(j, "step", &ok);
     double loss = num(j, "loss", &ok);
     int ok2 = 1;
@@ -103,13 +136,10 @@ static ot_status on_line(ot_watch *w, const char *line) {
     if (!ok) return OT_OK;
     if (okt && tot > 0) w->total_steps = (int64_t)tot;
     if (!w->total_steps) find_total_steps(w);
-    if (w->nlosses == w->caplosses) {
-        int cap = w->caplosses ? 2 * w->caplosses : 64;
-        void *g = realloc(w->losses, (size_t)cap * sizeof *w->losses);
-        if (!g) return ot_errorf(OT_E_NOMEM, "out of memory");
-        w->losses = g, w->caplosses = cap;
-    }
-    w->losses[w->nlosses].step = step, w->losses[w->nlosses].loss = loss, w->nlosses++;
+    OT_TRY(grow((void **)&w->losses, w->nlosses, &w->caplosses, sizeof *w->losses));
+    w->losses[w->nlosses].step = step, w->losses[w->nlosses].loss = loss;
+    w->losses[w->nlosses].acc = acc, w->losses[w->nlosses].has_acc = oka;
+    w->nlosses++;
     if (w->first_step < 0) w->first_step = step, w->first_elapsed = el;
     if (step <= w->last_event_step) return OT_OK;
     w->last_event_step = step;
@@ -194,11 +224,26 @@ static ot_status poll_ckpts(ot_watch *w) {
         if (step < 0 || seen(w, step)) continue;
         char *dir = join(ck, e->d_name), *man = dir ? join(dir, "manifest.json") : NULL;
         if (man && is_file(man)) {
-            char metrics[256];
+            char metrics[512];
             int n = snprintf(metrics, sizeof metrics, "{\"step\":%lld", (long long)step);
             for (int i = w->nlosses - 1; i >= 0; i--)
                 if (w->losses[i].step == step) {
                     n += snprintf(metrics + n, sizeof metrics - (size_t)n, ",\"train_loss\":%.9g", w->losses[i].loss);
+                    if (w->losses[i].has_acc)
+                        n += snprintf(metrics + n, sizeof metrics - (size_t)n, ",\"train_mean_token_accuracy\":%.9g",
+                                      w->losses[i].acc);
+                    break;
+                }
+            for (int i = w->nevals - 1; i >= 0; i--) /* the newest eval of this step (a resumed run redoes it) */
+                if (w->evals[i].step == step) {
+                    for (int full = 0; full <= w->evals[i].full; full++) {
+                        const char *pre = full ? "full_valid" : "valid";
+                        n += snprintf(metrics + n, sizeof metrics - (size_t)n, ",\"%s_loss\":%.9g", pre,
+                                      w->evals[i].loss);
+                        if (w->evals[i].has_acc)
+                            n += snprintf(metrics + n, sizeof metrics - (size_t)n, ",\"%s_mean_token_accuracy\":%.9g",
+                                          pre, w->evals[i].acc);
+                    }
                     break;
                 }
             snprintf(metrics + n, sizeof metrics - (size_t)n, "}");

@@ -1,6 +1,7 @@
 /* runner_watch.h — what a runner worker does while its child trains: turns new lines of
  * run/log.jsonl into step events and progress, new run/checkpoints/step-N folders into
- * checkpoint rows, and, at the end, lists the exported artifacts or the last log lines.
+ * checkpoint rows (metrics: train_loss, train_mean_token_accuracy and, when the job has a
+ * validation file, valid_* and full_valid_* from the step's eval line), and, at the end, lists the exported artifacts or the last log lines.
  * Internal to service/runner*.c. One watch per running job, used by one thread. */
 #ifndef OT_SERVICE_RUNNER_WATCH_H
 #define OT_SERVICE_RUNNER_WATCH_H
@@ -20,8 +21,11 @@ typedef struct ot_watch {
     int64_t total_steps;     /* 0 until known */
     int64_t first_step;      /* first step this attempt logged, -1 until seen */
     double first_elapsed;
-    struct { int64_t step; double loss; } *losses; /* this attempt's steps, for checkpoint metrics */
+    struct { int64_t step; double loss, acc; int has_acc; } *losses; /* logged steps, for checkpoint metrics */
     int nlosses, caplosses;
+    /* logged evaluations ({"step", "eval": true, "valid_loss", ...} lines of --eval-data) */
+    struct { int64_t step; double loss, acc; int has_acc, full; } *evals;
+    int nevals, capevals;
     int64_t *ckpt_seen;
     int nseen, capseen;
 } ot_watch;

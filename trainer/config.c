@@ -23,6 +23,8 @@ static const opt options[] = {
     {"model", T_STR, F(model), NULL, "base model: an .onnx file, a Hugging Face directory (config.json + safetensors), or an http(s):// or hf:// URL", 0, 0},
     {"weights", T_STR, F(weights), NULL, "safetensors file whose tensors replace the model's weights (by module name)", 0, 0},
     {"data", T_STR, F(data), NULL, "training data: .jsonl, .npy tokens or .bin token shards", 0, 0},
+    {"eval_data", T_STR, F(eval_data), NULL, "validation data in the training data's format; evaluated at every checkpoint and at the end", 0, 0},
+    {"eval_batches", T_INT, F(eval_batches), "0", "micro-batches of --eval-data per evaluation; 0 = the whole validation set", 0, 1e12},
     {"out", T_STR, F(out), NULL, "output directory (checkpoints, exports, logs)", 0, 0},
     {"steps", T_INT, F(steps), "0", "optimizer steps; 0 = run --epochs over the data", 0, 1e12},
     {"epochs", T_INT, F(epochs), "1", "passes over the data when --steps is 0", 1, 1e9},

@@ -21,6 +21,8 @@ typedef struct ot_strlist {
 typedef struct ot_train_config {
     /* what */
     char *model, *data, *out;
+    char *eval_data;      /* validation data in the training data's format, or NULL */
+    int64_t eval_batches; /* micro-batches evaluated per eval, 0 = the whole validation set */
     char *weights; /* safetensors overlay applied to the model after loading, or NULL */
     /* how long */
     int64_t steps, epochs;

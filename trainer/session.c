@@ -1,7 +1,9 @@
 /* session.c — builds the trainable graph and its plan; runs one forward+backward step.
  * See session.h for the invariants. The order of construction matters: parameters first
  * (LoRA rewrite or unfreezing), then the loss head, a forward plan for value metadata,
- * autodiff, and the final plan over forward + backward. */
+ * autodiff, and the final plan over forward + backward. The cross-entropy loss heads also
+ * produce the mean token accuracy (their output 2), a plan output after the gradients that
+ * autodiff never differentiates (it starts from the loss alone). */
 #include "trainer/session.h"
 
 #include <stdio.h>
@@ -187,6 +189,7 @@ ot_status ot_session_build_params(ot_session *s, const ot_train_config *cfg) {
     memset(s, 0, sizeof *s);
     s->cfg = cfg;
     s->tied_source = s->tied_copy = -1;
+    s->accuracy = s->accuracy_output = -1;
     OT_TRY(ot_model_load(cfg->model, &s->g));
     if (cfg->weights) OT_TRY(ot_weights_overlay(s->g, cfg->weights));
     OT_TRY(cfg->full ? unfreeze(s) : lora(s));
@@ -229,11 +232,16 @@ static ot_status attach_loss(ot_session *s, ot_dtype label_dtype) {
     if (ot_graph_opset(g, "ai.onnxtune") == 0) OT_TRY(ot_graph_add_opset(g, "ai.onnxtune", 1));
     const char *op = !strcmp(c->loss, "causal-lm") ? "CausalLMLoss" : !strcmp(c->loss, "mse") ? "MSELoss" : "CrossEntropyLoss";
     OT_TRY(ot_graph_value(g, "ot.loss", &s->loss));
-    int in[2] = {out, labels}, outs[2] = {s->loss, -1};
+    int in[2] = {out, labels}, outs[3] = {s->loss, -1, -1};
     int n_out = 1;
     if (!strcmp(op, "CausalLMLoss")) {
         OT_TRY(ot_graph_value(g, "ot.loss/logsumexp", &outs[1]));
         n_out = 2;
+    }
+    if (strcmp(op, "MSELoss") != 0) { /* the cross-entropies also report the mean token accuracy */
+        OT_TRY(ot_graph_value(g, "ot.loss/accuracy", &outs[2]));
+        s->accuracy = outs[2];
+        n_out = 3;
     }
     OT_TRY(ot_graph_add_node(g, op, "ai.onnxtune", "ot.loss_head", in, 2, outs, n_out, NULL));
     for (int i = 0; i < g->n_outputs; i++) g->values[g->outputs[i]].is_output = 0;
@@ -347,6 +355,17 @@ ot_status ot_session_build(ot_session *s, const ot_train_config *cfg, const ot_b
         for (int o = 0; o < g->n_outputs; o++)
             if (g->outputs[o] == grads[i]) s->params[i].grad_output = o;
     }
+    if (st == OT_OK && s->accuracy >= 0) { /* the accuracy: the last output, after the gradients */
+        int *o = realloc(g->outputs, (size_t)(g->n_outputs + 1) * sizeof *o);
+        if (!o) {
+            st = ot_errorf(OT_E_NOMEM, "out of memory");
+        } else {
+            g->outputs = o;
+            s->accuracy_output = g->n_outputs;
+            g->outputs[g->n_outputs++] = s->accuracy;
+            g->values[s->accuracy].is_output = 1;
+        }
+    }
     if (st == OT_OK) st = ot_plan_create(g, inputs, &s->plan);
     if (st == OT_OK && !(s->outs = calloc((size_t)g->n_outputs, sizeof *s->outs)))
         st = ot_errorf(OT_E_NOMEM, "out of memory");
@@ -365,6 +384,12 @@ ot_status ot_session_step(ot_session *s, const ot_batch *b, int64_t dropout_seed
     OT_TRY(ot_plan_run(s->plan, inputs, s->outs));
     *loss = ot_tensor_get_f64(&s->outs[0], 0);
     return OT_OK;
+}
+
+int ot_session_accuracy(const ot_session *s, double *acc) {
+    if (s->accuracy_output < 0) return 0;
+    *acc = ot_tensor_get_f64(&s->outs[s->accuracy_output], 0);
+    return 1;
 }
 
 const float *ot_session_grad(const ot_session *s, int i) { return s->outs[s->params[i].grad_output].data; }

@@ -3,7 +3,8 @@
  *
  * Invariants: every parameter is an f32 initializer marked is_param whose data the session
  * owns (copied out of the read-only model) and the optimizer updates in place; the plan's
- * outputs are [loss, d loss / d param_0, ...] in parameter order. */
+ * outputs are [loss, d loss / d param_0, ..., accuracy?] in parameter order, the mean token
+ * accuracy last and only for the cross-entropy losses (causal-lm, cross-entropy). */
 #ifndef OT_SESSION_H
 #define OT_SESSION_H
 
@@ -37,6 +38,8 @@ typedef struct ot_session {
     ot_param *params;
     int n_params;
     int loss;          /* loss value */
+    int accuracy;      /* mean token accuracy value, -1 when the loss has none (mse) */
+    int accuracy_output; /* its index in the plan's outputs, -1 when none */
     ot_plan *plan;
     ot_tensor *outs;   /* the plan's outputs after a step */
     ot_feed *feeds;    /* one per graph input, in g->inputs order */
@@ -57,6 +60,9 @@ void ot_session_free(ot_session *s);
 /* Runs forward + backward on one batch. *loss receives the loss; gradients are read with
  * ot_session_grad. */
 ot_status ot_session_step(ot_session *s, const ot_batch *b, int64_t dropout_seed, double *loss);
+/* The mean token accuracy of the last step into *acc: returns 1, or 0 (and leaves *acc)
+ * when the loss head has none (mse). */
+int ot_session_accuracy(const ot_session *s, double *acc);
 /* The gradient of parameter i from the last step (f32, valid until the next step). */
 const float *ot_session_grad(const ot_session *s, int i);
 

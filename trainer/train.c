@@ -4,7 +4,9 @@
  * Determinism: everything a step computes is a function of (config, step, cursor, weights,
  * optimizer state), and dropout seeds derive from (seed, step, micro-step); so a run
  * resumed from the checkpoint of step k reproduces an uninterrupted run bit for bit on the
- * same machine and thread count. */
+ * same machine and thread count. Evaluation on --eval-data (at every checkpoint and at the
+ * end, logged before the checkpoint is written) reuses the training plan but changes nothing
+ * a later step reads, so it leaves the training losses bit for bit as they were. */
 #include "trainer/train.h"
 
 #include <errno.h>
@@ -39,13 +41,16 @@ typedef struct {
     double t0;
 } reporter;
 
-static void report(reporter *r, int64_t step, int64_t total, double loss, double lr, double norm, double tokens,
-                   double tok_s, double elapsed) {
+/* acc: the step's mean token accuracy, NaN when the loss has none (mse: the key is left out). */
+static void report(reporter *r, int64_t step, int64_t total, double loss, double acc, double lr, double norm,
+                   double tokens, double tok_s, double elapsed) {
     if (r->log) {
+        char acc_s[64] = "";
+        if (!isnan(acc)) snprintf(acc_s, sizeof acc_s, ", \"train_mean_token_accuracy\": %.9g", acc);
         fprintf(r->log,
-                "{\"step\": %lld, \"total_steps\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
+                "{\"step\": %lld, \"total_steps\": %lld, \"loss\": %.9g%s, \"lr\": %.9g, \"grad_norm\": %.9g, "
                 "\"tokens\": %.0f, \"tokens_per_s\": %.1f, \"elapsed_s\": %.3f}\n",
-                (long long)step, (long long)total, loss, lr, norm, tokens, tok_s, elapsed);
+                (long long)step, (long long)total, loss, acc_s, lr, norm, tokens, tok_s, elapsed);
         fflush(r->log);
     }
     double eta = step ? elapsed / (double)step * (double)(total - step) : 0;
@@ -160,11 +165,65 @@ static int64_t dropout_seed(int64_t seed, int64_t step, int64_t micro) {
     return (int64_t)(ot_splitmix64(&x) >> 1);
 }
 
+/* Evaluates --eval-data at `step`: forward (and, unavoidably, backward) through the training
+ * plan on micro-batches of the validation set in file order (never shuffled), averaging the
+ * per-batch loss and accuracy; logs {"step", "eval": true, "valid_loss",
+ * "valid_mean_token_accuracy" (left out for mse), "eval_batches", "full_set" (true when
+ * eval_batches is 0: the whole set)} and one stderr line. eval_batches = 0 runs ceil(len / mb)
+ * batches: the whole set, the last partial batch wrapping around to the set's start (as the
+ * training data does). It touches nothing training reads later: the gradient outputs it
+ * overwrites are copied into the accumulation buffers at every step's first micro-batch,
+ * the optimizer state, cursor and weights are not touched, and dropout seeds (LoRA dropout,
+ * if configured, stays active in the training plan) are a pure function of (seed, batch). */
+static ot_status evaluate(ot_session *s, const ot_train_config *cfg, ot_dataset *eds, reporter *rep, int64_t step) {
+    int64_t mb = cfg->micro_batch_size, len = ot_dataset_len(eds);
+    int64_t nb = cfg->eval_batches ? cfg->eval_batches : (len + mb - 1) / mb;
+    double loss_sum = 0, acc_sum = 0;
+    int has_acc = 1;
+    ot_batch b = {0};
+    ot_status st = OT_OK;
+    for (int64_t i = 0; i < nb && st == OT_OK; i++) {
+        double loss, acc = 0;
+        st = ot_dataset_batch(eds, i * mb, (int)mb, &b);
+        if (st == OT_OK) st = ot_session_step(s, &b, dropout_seed(cfg->seed, -1, i), &loss);
+        if (st != OT_OK) break;
+        has_acc = ot_session_accuracy(s, &acc);
+        loss_sum += loss;
+        acc_sum += acc;
+    }
+    ot_batch_free(&b);
+    if (st != OT_OK) return ot_error_wrap(st, "--eval-data '%s': ", cfg->eval_data);
+    double vl = nb ? loss_sum / (double)nb : 0, va = nb ? acc_sum / (double)nb : 0;
+    if (rep->log) {
+        fprintf(rep->log, "{\"step\": %lld, \"eval\": true, \"valid_loss\": %.9g", (long long)step, vl);
+        if (has_acc) fprintf(rep->log, ", \"valid_mean_token_accuracy\": %.9g", va);
+        fprintf(rep->log, ", \"eval_batches\": %lld, \"full_set\": %s}\n", (long long)nb,
+                cfg->eval_batches ? "false" : "true");
+        fflush(rep->log);
+    }
+    fprintf(stderr, "%seval step %lld: valid_loss %.4f", rep->tty ? "\n" : "", (long long)step, vl);
+    if (has_acc) fprintf(stderr, " valid_mean_token_accuracy %.4f", va);
+    fprintf(stderr, " (%lld batches of %lld)\n", (long long)nb, (long long)mb);
+    return OT_OK;
+}
+
 ot_status ot_train(const ot_train_config *cfg) {
     ot_set_threads((int)cfg->threads);
     ot_data_opts dopts = {(int)cfg->seq_len, cfg->pack, cfg->shuffle, (uint64_t)cfg->seed, 0};
-    ot_dataset *ds;
+    ot_dataset *ds, *eds = NULL;
     OT_TRY(ot_dataset_open(cfg->data, &dopts, &ds));
+    if (cfg->eval_data) {
+        ot_data_opts eopts = dopts;
+        eopts.shuffle = 0;
+        ot_status est = ot_dataset_open(cfg->eval_data, &eopts, &eds);
+        if (est == OT_OK && ot_dataset_len(eds) == 0)
+            est = ot_errorf(OT_E_INVALID, "--eval-data '%s' holds no samples", cfg->eval_data);
+        if (est != OT_OK) {
+            ot_dataset_close(eds);
+            ot_dataset_close(ds);
+            return est;
+        }
+    }
     trainer t;
     memset(&t, 0, sizeof t);
     ot_batch batch = {0};
@@ -202,14 +261,17 @@ ot_status ot_train(const ot_train_config *cfg) {
                 (long long)mb, (long long)accum);
     double t_start = omp_get_wtime(), tokens_run = 0;
     for (; st == OT_OK && step < total; step++) {
-        double loss_sum = 0, tokens = 0;
+        double loss_sum = 0, acc_sum = 0, tokens = 0;
+        int has_acc = 0;
         for (int64_t micro = 0; micro < accum && st == OT_OK; micro++) {
-            double loss;
+            double loss, acc = 0;
             st = ot_dataset_batch(ds, cursor, (int)mb, &batch);
             if (st == OT_OK) st = ot_session_step(&t.s, &batch, dropout_seed(cfg->seed, step, micro), &loss);
             if (st != OT_OK) break;
             cursor += mb;
             loss_sum += loss;
+            has_acc = ot_session_accuracy(&t.s, &acc);
+            acc_sum += acc;
             tokens += (double)batch.tokens;
             for (int i = 0; i < n; i++) {
                 const float *g = ot_session_grad(&t.s, i);
@@ -233,11 +295,16 @@ ot_status ot_train(const ot_train_config *cfg) {
         tokens_total += tokens;
         tokens_run += tokens; /* throughput counts this process's steps only */
         double elapsed = omp_get_wtime() - t_start;
-        report(&rep, step + 1, total, loss_sum / (double)accum, lr, norm, tokens_total,
-               elapsed > 0 ? tokens_run / elapsed : 0, omp_get_wtime() - rep.t0);
-        if (cfg->save_every && (step + 1) % cfg->save_every == 0 && step + 1 < total)
-            st = save(&t, cfg, step + 1, cursor, tokens_total);
+        report(&rep, step + 1, total, loss_sum / (double)accum, has_acc ? acc_sum / (double)accum : NAN, lr, norm,
+               tokens_total, elapsed > 0 ? tokens_run / elapsed : 0, omp_get_wtime() - rep.t0);
+        /* the eval line is written before the checkpoint appears, so a watcher that sees the
+         * checkpoint finds its eval line already logged */
+        if (cfg->save_every && (step + 1) % cfg->save_every == 0 && step + 1 < total) {
+            if (eds) st = evaluate(&t.s, cfg, eds, &rep, step + 1);
+            if (st == OT_OK) st = save(&t, cfg, step + 1, cursor, tokens_total);
+        }
     }
+    if (st == OT_OK && eds) st = evaluate(&t.s, cfg, eds, &rep, step);
     if (st == OT_OK) st = save(&t, cfg, step, cursor, tokens_total);
     if (rep.log) fclose(rep.log);
     ot_batch_free(&batch);
@@ -246,5 +313,6 @@ ot_status ot_train(const ot_train_config *cfg) {
     ot_adamw_free(&t.opt);
     ot_session_free(&t.s);
     ot_dataset_close(ds);
+    ot_dataset_close(eds);
     return st;
 }

@@ -7,7 +7,8 @@
  * (n, i) of [N, C, inner], stride inner, target labels[n, i].
  *
  * Forward: per counted row, lse = m + log Σ exp(x − m) with m the row maximum (stable);
- * loss_r = lse − x[label]. No softmax is materialised. Rows are split into a fixed number
+ * loss_r = lse − x[label]; with the accuracy output wired, a row also scans for its argmax
+ * (counted when it equals the label). No softmax is materialised. Rows are split into a fixed number
  * of blocks (a function of the shape only), each summing in double; blocks are added in
  * order, so the loss is deterministic and independent of the thread count.
  * Backward: one pass writing dLogits = (exp(x − lse) − onehot)·dLoss/count (the only copy
@@ -198,25 +199,40 @@ static ot_status xent_infer(ot_op_ctx *c) {
     OT_TRY(view_of(c, 0, &v));
     const ot_tensor *x = c->in[0], *l = c->in[1];
     OT_TRY(ot_set_out(c, 0, x->dtype, 0, NULL));
-    return ot_set_out(c, 1, x->dtype, l->ndim, l->dims);
+    OT_TRY(ot_set_out(c, 1, x->dtype, l->ndim, l->dims));
+    return ot_set_out(c, 2, OT_F32, 0, NULL);
+}
+
+/* Index of the row's maximum; ties -> the lowest index and a NaN counts as the maximum
+ * (the first NaN wins), as torch.argmax does. */
+static int64_t row_argmax(ot_dtype dt, const void *x, int64_t base, int64_t n, int64_t stride) {
+    int64_t best = 0;
+    double m = n > 0 ? elem(dt, x, base) : 0.0;
+    for (int64_t j = 1; j < n && m == m; j++) {
+        double e = elem(dt, x, base + j * stride);
+        if (e > m || e != e) m = e, best = j;
+    }
+    return best;
 }
 
 static ot_status xent_cpu(ot_op_ctx *c) {
     row_view v;
     OT_TRY(view_of(c, 0, &v));
     const ot_tensor *x = c->in[0];
-    ot_tensor *lse_out = c->n_out > 1 ? c->out[1] : NULL;
+    ot_tensor *lse_out = c->n_out > 1 ? c->out[1] : NULL, *acc_out = c->n_out > 2 ? c->out[2] : NULL;
     ot_dtype dt = x->dtype;
     int64_t bad, cnt = count_rows(&v, &bad);
     if (bad >= 0) return bad_label(c, 0, &v, bad);
     int64_t nb = v.rows < BLOCKS ? v.rows : BLOCKS;
     double part[BLOCKS] = {0};
+    int64_t hits[BLOCKS] = {0};
     int par = v.rows * v.C > PAR_WORK;
     if (cnt > 0 && v.C > 0) {
 #pragma omp parallel for schedule(dynamic, 1) if (par && nb > 1)
         for (int64_t b = 0; b < nb; b++) {
             int64_t r0 = v.rows * b / nb, r1 = v.rows * (b + 1) / nb;
             double s = 0.0;
+            int64_t h = 0;
             for (int64_t r = r0; r < r1; r++) {
                 int64_t pos, t = row_target(&v, r, &pos);
                 if (t == NO_TARGET) {
@@ -227,15 +243,19 @@ static ot_status xent_cpu(ot_op_ctx *c) {
                 double lse = row_lse(dt, x->data, base, v.C, v.inner);
                 if (lse_out) put(dt, lse_out->data, r, lse);
                 s += lse - elem(dt, x->data, base + t * v.inner);
+                if (acc_out) h += row_argmax(dt, x->data, base, v.C, v.inner) == t;
             }
             part[b] = s;
+            hits[b] = h;
         }
     } else if (lse_out) {
         memset(lse_out->data, 0, (size_t)v.rows * ot_dtype_size(dt));
     }
     double sum = 0.0;
-    for (int64_t b = 0; b < nb; b++) sum += part[b];
+    int64_t hit = 0;
+    for (int64_t b = 0; b < nb; b++) sum += part[b], hit += hits[b];
     put(dt, c->out[0]->data, 0, cnt > 0 ? sum / (double)cnt : 0.0);
+    if (acc_out) ((float *)acc_out->data)[0] = cnt > 0 ? (float)((double)hit / (double)cnt) : 0.0f;
     return OT_OK;
 }
 

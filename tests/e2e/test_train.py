@@ -19,6 +19,9 @@ max|got - ref| / max|ref| over the whole tensor (or list).
      logits here) and comes back out bit-equal.
   4. resume: 6 steps straight (with --save-every 3) vs 3 steps then --resume to 6: the logged
      loss and grad_norm strings of steps 4..6 are identical, and so are the final weights.
+     --eval-data: a run evaluating at steps 3 and 6 logs training lines (loss, grad_norm,
+     train_mean_token_accuracy) bit-identical to a run without, and the same final weights; with
+     lr 0 the eval of the first 4 rows equals step 1's training loss and accuracy.
   5. bad input: malformed JSONL, labels out of range, targets matching nothing, corrupted or
      truncated checkpoint, unwritable --out, inconsistent batch options: non-zero exit, a message
      naming the culprit, no sanitizer report, no checkpoint left behind.
@@ -381,6 +384,56 @@ def test_resume_is_bit_identical(tmp_path):
     assert [raw_field(l, "loss") for _, l in again] == [raw_field(l, "loss") for _, l in full[3:]]
 
 
+def test_eval_data_leaves_training_bit_identical(tmp_path):
+    """--eval-data at every checkpoint (3 and 6) and at the end must not change a training line."""
+    rows = [ln for ln in open(DATA) if ln.strip()]
+    valid = str(tmp_path / "valid.jsonl")
+    write_lines(valid, [ln.rstrip("\n") for ln in rows[3:8]])  # 5 samples: 3 batches of 2, the last wraps
+    plain_log, eval_log = str(tmp_path / "plain.jsonl"), str(tmp_path / "eval.jsonl")
+    train(str(tmp_path / "plain"), plain_log, save_every=3)
+    proc = train(str(tmp_path / "eval"), eval_log, save_every=3, eval_data=valid)
+    plain, ev = read_log(plain_log), read_log(eval_log)
+    steps = [r for r in ev if not r[0].get("eval")]
+    evals = [r for r, _ in ev if r.get("eval")]
+    assert len(steps) == len(plain) == 6
+    for (a, la), (b, lb) in zip(plain, steps):
+        for key in ("loss", "grad_norm", "train_mean_token_accuracy"):
+            assert raw_field(la, key) == raw_field(lb, key), "step %d %s" % (a["step"], key)
+        assert 0 <= b["train_mean_token_accuracy"] <= 1
+    assert [r["step"] for r in evals] == [3, 6], ev
+    for r in evals:
+        assert r["eval_batches"] == 3
+        assert np.isfinite(r["valid_loss"]) and r["valid_loss"] > 0
+        assert 0 <= r["valid_mean_token_accuracy"] <= 1
+    assert evals[0]["valid_loss"] != evals[1]["valid_loss"]  # the weights moved between them
+    assert "eval step 6: valid_loss" in proc.stderr
+    wa = read_safetensors(os.path.join(latest_checkpoint(str(tmp_path / "plain")), "trainable.safetensors"))
+    wb = read_safetensors(os.path.join(latest_checkpoint(str(tmp_path / "eval")), "trainable.safetensors"))
+    for k in wa:
+        np.testing.assert_array_equal(wa[k], wb[k], err_msg=k)
+
+
+def test_eval_matches_training_loss_at_lr_0(tmp_path):
+    """With lr 0 the weights never move, so evaluating the first 4 rows (2 micro-batches of 2)
+    must give exactly step 1's training loss and accuracy (the same 4 rows, unshuffled)."""
+    rows = [ln.rstrip("\n") for ln in open(DATA) if ln.strip()]
+    valid = str(tmp_path / "valid.jsonl")
+    write_lines(valid, rows[:4])
+    log = str(tmp_path / "log.jsonl")
+    train(str(tmp_path / "run"), log, steps=1, lr=0, eval_data=valid)
+    recs = read_log(log)
+    step1 = [r for r, _ in recs if not r.get("eval")][0]
+    ev = [r for r, _ in recs if r.get("eval")]
+    assert len(ev) == 1 and ev[0]["step"] == 1 and ev[0]["eval_batches"] == 2
+    assert abs(ev[0]["valid_loss"] - step1["loss"]) <= 1e-7 * abs(step1["loss"])
+    assert abs(ev[0]["valid_mean_token_accuracy"] - step1["train_mean_token_accuracy"]) <= 1e-7
+    # --eval-batches 1 evaluates the first micro-batch only
+    log2 = str(tmp_path / "log2.jsonl")
+    train(str(tmp_path / "run2"), log2, steps=1, lr=0, eval_data=valid, eval_batches=1)
+    ev2 = [r for r, _ in read_log(log2) if r.get("eval")]
+    assert len(ev2) == 1 and ev2[0]["eval_batches"] == 1
+
+
 # ------------------------------------------------------------------------------------------
 # 5. bad input
 # ------------------------------------------------------------------------------------------
@@ -501,7 +554,7 @@ def test_train_help_documents_options():
                 "--lr-schedule", "--warmup-steps", "--weight-decay", "--adam-beta1", "--adam-beta2", "--adam-eps",
                 "--max-grad-norm", "--seed", "--shuffle", "--lora-r", "--lora-alpha", "--lora-dropout",
                 "--lora-targets", "--lora-rslora", "--lora-init", "--full", "--freeze", "--loss", "--save-every",
-                "--resume", "--log-json", "--threads", "--config"):
+                "--resume", "--log-json", "--threads", "--config", "--eval-data", "--eval-batches"):
         assert re.search(r"(^|\s)%s\b" % re.escape(opt), proc.stdout), "--help lacks %s" % opt
     assert "default" in proc.stdout
 

@@ -6,7 +6,8 @@ the whole file runs in well under a minute on two cores.
 
   flow      upload -> create -> poll until succeeded; events in order with a loss per step (the
             same losses as `onnxtune run` with the same options); checkpoints 2, 4, 6 with their
-            train_loss; artifacts model.onnx (whole, and Range requests answered 206 with the right
+            train_loss and train_mean_token_accuracy, and valid_loss/valid_mean_token_accuracy
+            (and full_valid_*) of the job's validation_file; artifacts model.onnx (whole, and Range requests answered 206 with the right
             bytes) and model.safetensors; the downloaded merged ONNX runs in ONNX Runtime (finite
             logits [2, 16, 512], equal to the logits of the CLI's export of the same job).
   lists     jobs pagination (limit, after, has_more; newest first), events pagination.
@@ -76,10 +77,21 @@ def training_file(server):
 
 
 @pytest.fixture(scope="module")
-def done_job(server, training_file):
-    job = create_job(server, training_file, JOB_OPTS, seed=SEED)
+def validation_file(server):
+    """The sample's last 10 rows (3 micro-batches of 4, the last wrapping around)."""
+    with open(SAMPLE_DATA, "rb") as f:
+        rows = [ln for ln in f.read().split(b"\n") if ln.strip()]
+    doc = upload(server, content=b"\n".join(rows[-10:]) + b"\n", filename="valid.jsonl").json()
+    assert str(doc.get("id", "")).startswith("file-"), doc
+    return doc["id"]
+
+
+@pytest.fixture(scope="module")
+def done_job(server, training_file, validation_file):
+    job = create_job(server, training_file, JOB_OPTS, seed=SEED, validation_file=validation_file)
     assert job["status"] in ("validating_files", "queued", "running", "succeeded"), job
     assert job.get("training_file") == training_file, job
+    assert job.get("validation_file") == validation_file, job
     job = wait_job(server, job["id"])
     assert job["status"] == "succeeded", "job ended %s: %s" % (job["status"], job.get("error"))
     return job
@@ -181,6 +193,16 @@ def test_checkpoints(server, done_job, cli_reference):
         ref = log[c["step_number"] - 1]["loss"]
         assert abs(m["train_loss"] - ref) <= REL_TOL * abs(ref), \
             "checkpoint %d train_loss %r, step loss %r" % (c["step_number"], m["train_loss"], ref)
+        # the validation run does not change training: the token accuracy is the CLI's too
+        ref_acc = log[c["step_number"] - 1]["train_mean_token_accuracy"]
+        assert abs(m.get("train_mean_token_accuracy", -1) - ref_acc) <= 1e-6, c
+        # the job's validation_file is evaluated (whole: eval_batches 0) at every checkpoint
+        for key in ("valid_loss", "valid_mean_token_accuracy", "full_valid_loss", "full_valid_mean_token_accuracy"):
+            assert isinstance(m.get(key), (int, float)), "checkpoint without metrics.%s: %s" % (key, c)
+        assert np.isfinite(m["valid_loss"]) and m["valid_loss"] > 0, c
+        assert 0 <= m["valid_mean_token_accuracy"] <= 1, c
+        assert m["full_valid_loss"] == m["valid_loss"], c
+        assert m["full_valid_mean_token_accuracy"] == m["valid_mean_token_accuracy"], c
         if m.get("step") is not None:
             assert m["step"] == c["step_number"], c
 

@@ -7,6 +7,9 @@
  * loss 0, gradient 0, no NaN), large logits in f32, int32 labels; CrossEntropyLoss on
  * [N, C] and [N, C, d] with a custom ignore_index; MSELoss with mixed pred/target dtypes.
  * A label outside [0, V) is an error naming the op, the value and its position.
+ * The mean token accuracy (output 2) against a plain argmax loop (first maximum wins), with
+ * ties both ways, ignored rows, f32 and f64, and the strided CrossEntropyLoss layout; its
+ * gradient is dropped (loss + accuracy differentiates like the loss alone).
  * Gradient checks: f64, central differences with eps = 1e-6 (gradcheck.h), tolerance 1e-6
  * relative to max(1, |analytic|, |numeric|). The f32 gradient ops are compared with the
  * double formula (softmax − onehot)/count. A plan-level test checks that forward + backward
@@ -255,6 +258,141 @@ static void test_mse_forward(void) {
     ot_tensor_free(t2), ot_tensor_free(p), ot_tensor_free(t);
 }
 
+/* ---- mean token accuracy (optional output 2) ---- */
+
+/* Reference argmax by a plain loop: the first index holding the maximum. */
+static int64_t ref_argmax(const ot_tensor *x, int64_t base, int64_t C, int64_t st) {
+    int64_t best = 0;
+    for (int64_t j = 1; j < C; j++)
+        if (at(x, base + j * st) > at(x, base + best * st)) best = j;
+    return best;
+}
+
+static void test_accuracy(void) {
+    /* causal [2, 6, 5]: some labels set to the row's argmax (the shifted target), others not;
+     * ignore_index rows and the last position of each sequence are not counted. */
+    const int64_t B = 2, S = 6, V = 5;
+    ot_tensor *x = gc_random(3, DIMS(2, 6, 5), 3.0);
+    /* row (0, 1) ties: classes 1 and 3 share the maximum, label 3 (a miss: argmax is 1);
+     * row (1, 2) ties: classes 0 and 4, label 0 (a hit) */
+    double *xd = x->data;
+    for (int j = 0; j < 5; j++) xd[(0 * 6 + 1) * 5 + j] = 0.5 * j - 3, xd[(1 * 6 + 2) * 5 + j] = -1.0;
+    xd[(0 * 6 + 1) * 5 + 1] = xd[(0 * 6 + 1) * 5 + 3] = 4.0;
+    xd[(1 * 6 + 2) * 5 + 0] = xd[(1 * 6 + 2) * 5 + 4] = 2.0;
+    int64_t lab[12];
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t + 1 < S; t++) {
+            int64_t am = ref_argmax(x, (b * S + t) * V, V, 1);
+            lab[b * S + t + 1] = (b + t) % 2 ? am : (am + 1) % V;
+        }
+    lab[0] = 4, lab[6] = 2;    /* position 0 is never a target */
+    lab[0 * 6 + 2] = 3;        /* row (0, 1): the tie's higher index -> a miss */
+    lab[1 * 6 + 3] = 0;        /* row (1, 2): the tie's lower index -> a hit */
+    lab[0 * 6 + 4] = lab[1 * 6 + 5] = -100;
+    int64_t hit = 0, cnt = 0;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t + 1 < S; t++) {
+            int64_t l = lab[b * S + t + 1];
+            if (l == -100) continue;
+            cnt++;
+            hit += ref_argmax(x, (b * S + t) * V, V, 1) == l;
+        }
+    const double expect = (double)hit / (double)cnt;
+    CHECK(cnt == 8 && hit > 0 && hit < cnt); /* the case is not degenerate */
+    ot_tensor *l = gc_i64(2, DIMS(2, 6), lab);
+    double eloss = ref_causal(x, lab, B, S, V, -100, NULL);
+    for (int k = 0; k < 2; k++) { /* f64, f32 */
+        ot_tensor *xx = k ? gc_convert(x, OT_F32) : x, *ins[2] = {xx, l}, *o[3] = {0};
+        CHECK_OK(run_op("CausalLMLoss", ins, 2, 3, o));
+        if (o[2]) {
+            CHECK(o[2]->dtype == OT_F32 && o[2]->ndim == 0);
+            CHECK_NEAR(at(o[2], 0), expect, 1e-7);
+            CHECK_NEAR(at(o[0], 0), eloss, k ? 2e-6 : 1e-13); /* the loss is unchanged */
+        }
+        for (int i = 0; i < 3; i++) ot_tensor_free(o[i]);
+        if (k) ot_tensor_free(xx);
+    }
+    /* nothing counted: accuracy 0, not NaN */
+    const int64_t none[12] = {1, -100, -100, -100, -100, -100, 2, -100, -100, -100, -100, -100};
+    ot_tensor *ln = gc_i64(2, DIMS(2, 6), none), *insn[2] = {x, ln}, *on[3] = {0};
+    CHECK_OK(run_op("CausalLMLoss", insn, 2, 3, on));
+    if (on[2]) CHECK(at(on[2], 0) == 0.0);
+    for (int i = 0; i < 3; i++) ot_tensor_free(on[i]);
+    ot_tensor_free(ln), ot_tensor_free(l), ot_tensor_free(x);
+
+    /* CrossEntropyLoss [N, C, d] = [3, 4, 2] (classes at stride 2), ignore_index 1 */
+    ot_tensor *x3 = gc_random(3, DIMS(3, 4, 2), 3.0);
+    int64_t lab3[6];
+    for (int64_t n = 0; n < 3; n++)
+        for (int64_t i = 0; i < 2; i++) {
+            int64_t am = ref_argmax(x3, n * 8 + i, 4, 2);
+            lab3[n * 2 + i] = (n + i) % 2 ? am : (am + 2) % 4;
+        }
+    lab3[5] = 1;
+    hit = cnt = 0;
+    for (int64_t r = 0; r < 6; r++) {
+        if (lab3[r] == 1) continue;
+        cnt++;
+        hit += ref_argmax(x3, (r / 2) * 8 + r % 2, 4, 2) == lab3[r];
+    }
+    ot_tensor *l3 = gc_i64(2, DIMS(3, 2), lab3);
+    g_set_ignore = 1, g_ignore = 1;
+    for (int k = 0; k < 2; k++) {
+        ot_tensor *xx = k ? gc_convert(x3, OT_F32) : x3, *ins[2] = {xx, l3}, *o[3] = {0};
+        CHECK_OK(run_op("CrossEntropyLoss", ins, 2, 3, o));
+        if (o[2]) CHECK_NEAR(at(o[2], 0), (double)hit / (double)cnt, 1e-7);
+        for (int i = 0; i < 3; i++) ot_tensor_free(o[i]);
+        if (k) ot_tensor_free(xx);
+    }
+    g_set_ignore = 0;
+    ot_tensor_free(l3), ot_tensor_free(x3);
+}
+
+/* The accuracy is not differentiable: with loss + accuracy as the objective, the gradient
+ * equals the loss's alone (the reference formula), and the lse output (1) may stay unwired. */
+static void test_accuracy_no_gradient(void) {
+    const int64_t B = 2, S = 4, V = 6;
+    int64_t lab[8] = {0, 1, 5, -100, 3, 2, 2, 4};
+    ot_tensor *x64 = gc_random(3, DIMS(2, 4, 6), 3.0), *x = gc_convert(x64, OT_F32), *x64r = gc_convert(x, OT_F64);
+    double eg[48];
+    ref_causal(x64r, lab, B, S, V, -100, eg);
+    ot_graph *g;
+    CHECK_OK(ot_graph_new(&g));
+    ot_graph_add_opset(g, "", 17);
+    ot_graph_add_opset(g, OT_DOMAIN, 1);
+    int vx = gc_value(g, "logits"), vl = gc_value(g, "labels"), vloss = gc_value(g, "loss"),
+        vacc = gc_value(g, "acc"), vtot = gc_value(g, "total");
+    gc_set_init(g, vx, x);
+    gc_set_init(g, vl, gc_i64(2, DIMS(2, 4), lab));
+    g->values[vx].is_param = 1;
+    int in[2] = {vx, vl}, outs3[3] = {vloss, -1, vacc}, sum_in[2] = {vloss, vacc};
+    ot_graph_add_node(g, "CausalLMLoss", OT_DOMAIN, "lm_loss", in, 2, outs3, 3, NULL);
+    ot_graph_add_node(g, "Add", "", "total", sum_in, 2, &vtot, 1, NULL);
+    gc_output(g, vtot);
+    ot_tensor *meta;
+    CHECK_OK(gc_plan_meta(g, &meta));
+    int grad = -1;
+    CHECK_OK(ot_autodiff(g, meta, vtot, &vx, 1, NULL, &grad));
+    ot_plan *p = NULL;
+    CHECK_OK(ot_plan_create(g, NULL, &p));
+    ot_tensor outs[4];
+    int gi = -1;
+    for (int o = 0; o < g->n_outputs; o++)
+        if (g->outputs[o] == grad) gi = o;
+    CHECK(gi > 0);
+    if (p && gi > 0 && ot_plan_run(p, NULL, outs) == OT_OK) {
+        int bad = 0;
+        for (int64_t i = 0; i < B * S * V; i++) bad += fabs(((float *)outs[gi].data)[i] - eg[i]) > 1e-6;
+        CHECK(bad == 0);
+    } else {
+        CHECK(0);
+    }
+    free(meta);
+    ot_plan_free(p);
+    ot_graph_free(g);
+    ot_tensor_free(x64), ot_tensor_free(x64r);
+}
+
 /* ---- gradient checks (f64) ---- */
 
 static int check_loss(const char *op, ot_tensor *a, int da, ot_tensor *b, int db) {
@@ -337,6 +475,8 @@ int main(void) {
     OT_RUN(test_bad_label);
     OT_RUN(test_cross_entropy_forward);
     OT_RUN(test_mse_forward);
+    OT_RUN(test_accuracy);
+    OT_RUN(test_accuracy_no_gradient);
     OT_RUN(test_gradients);
     OT_RUN(test_causal_backward_f32);
     return OT_TEST_EXIT();

@@ -27,16 +27,20 @@ static const char FAKE_SCRIPT[] =
     "for m in fail sleep stubborn; do grep -q \"/$m.onnx\" \"$cfg\" && mode=$m; done\n"
     "first=1; [ \"$4\" = --resume ] && first=3\n"
     "step() { echo \"{\\\"step\\\": $1, \\\"loss\\\": 2.$1, \\\"lr\\\": 0.0001, \\\"grad_norm\\\": 1, \\\"tokens\\\": "
-    "$(($1*100)), \\\"tokens_per_s\\\": 10, \\\"elapsed_s\\\": $1}\" >> \"$out/log.jsonl\"; }\n"
+    "$(($1*100)), \\\"tokens_per_s\\\": 10, \\\"elapsed_s\\\": $1, \\\"train_mean_token_accuracy\\\": 0.7$1}\" "
+    ">> \"$out/log.jsonl\"; }\n"
+    /* with eval_data, an eval line before each checkpoint, as the trainer writes it */
+    "ev() { grep -q '\"eval_data\"' \"$cfg\" && echo \"{\\\"step\\\": $1, \\\"eval\\\": true, \\\"valid_loss\\\": 1.$1, "
+    "\\\"valid_mean_token_accuracy\\\": 0.$1, \\\"eval_batches\\\": 2, \\\"full_set\\\": true}\" >> \"$out/log.jsonl\"; }\n"
     "ckpt() { d=\"$out/checkpoints/step-0000000$1\"; mkdir -p \"$d.tmp.1\" && echo '{}' > \"$d.tmp.1/manifest.json\" "
     "&& mv \"$d.tmp.1\" \"$d\"; }\n"
-    "step $first; step 2; ckpt 2; step 3\n"
+    "step $first; step 2; ev 2; ckpt 2; step 3\n"
     "case $mode in\n"
     "fail) echo 'error: boom at step 3' >&2; exit 3;;\n"
     "sleep) [ \"$4\" = --resume ] || { i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; exit 9; };;\n"
     "stubborn) trap '' TERM; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; exit 9;;\n"
     "esac\n"
-    "step 4; ckpt 4\n"
+    "step 4; ev 4; ckpt 4\n"
     "mkdir -p \"$out/export/adapter\"\n"
     "for f in model.onnx model.safetensors adapter/adapter_model.safetensors adapter/adapter_config.json; do "
     "echo x > \"$out/export/$f\"; done\n"
@@ -75,21 +79,29 @@ static void add_file(ot_store *st, const char *src_text, const char *src_path, c
     ot_file_rec_free(&f);
 }
 
-static void create_job(ot_store *st, const char *model, const char *file_id, const char *onnxtune,
-                       const char *suffix, char id[OT_ID_MAX]) {
-    char req[2000];
+/* A queued job; valid_id: its validation_file (NULL for none). */
+static void create_job_valid(ot_store *st, const char *model, const char *file_id, const char *valid_id,
+                             const char *onnxtune, const char *suffix, char id[OT_ID_MAX]) {
+    char req[2000], vf[128] = "";
+    if (valid_id) snprintf(vf, sizeof vf, "\"validation_file\":\"%s\",", valid_id);
     snprintf(req, sizeof req,
-             "{\"model\":\"%s\",\"training_file\":\"%s\",\"method\":{\"type\":\"supervised\",\"supervised\":"
+             "{\"model\":\"%s\",\"training_file\":\"%s\",%s\"method\":{\"type\":\"supervised\",\"supervised\":"
              "{\"hyperparameters\":{\"batch_size\":2,\"n_epochs\":\"auto\"}}},\"onnxtune\":%s}",
-             model, file_id, onnxtune ? onnxtune : "{}");
+             model, file_id, vf, onnxtune ? onnxtune : "{}");
     ot_job_new n = {0};
     n.model = model, n.training_file = file_id, n.request = req, n.suffix = suffix, n.initial = OT_JOB_QUEUED;
+    n.validation_file = valid_id;
     ot_job_rec r;
     int existed;
     id[0] = '\0';
     CHECK_OK(ot_store_job_create(st, &n, &r, &existed));
     snprintf(id, OT_ID_MAX, "%s", r.id);
     ot_job_rec_free(&r);
+}
+
+static void create_job(ot_store *st, const char *model, const char *file_id, const char *onnxtune,
+                       const char *suffix, char id[OT_ID_MAX]) {
+    create_job_valid(st, model, file_id, NULL, onnxtune, suffix, id);
 }
 
 /* Polls until the job's status is in `mask` (at most timeout_ms); returns the status. */
@@ -130,7 +142,7 @@ static void test_job_config(void) {
                              "\"supervised\":{\"hyperparameters\":{\"n_epochs\":2,\"batch_size\":\"auto\","
                              "\"learning_rate_multiplier\":2}}},\"onnxtune\":{\"lora-r\":4,\"steps\":10}}");
     cJSON *cfg = NULL, *hp = NULL;
-    CHECK_OK(ot_job_config_build(req, "/d/files/file-x", "/d/jobs/j/run", &cfg));
+    CHECK_OK(ot_job_config_build(req, "/d/files/file-x", NULL, "/d/jobs/j/run", &cfg));
     CHECK(cfg && !strcmp(cJSON_GetObjectItem(cfg, "data")->valuestring, "/d/files/file-x"));
     CHECK(cfg && cJSON_GetObjectItem(cfg, "epochs")->valuedouble == 2);
     CHECK(cfg && cJSON_GetObjectItem(cfg, "batch_size")->valuedouble == OT_JOB_DEFAULT_BATCH);
@@ -138,6 +150,12 @@ static void test_job_config(void) {
     CHECK(cfg && cJSON_GetObjectItem(cfg, "lora_r")->valuedouble == 4 && cJSON_GetObjectItem(cfg, "seed"));
     CHECK(cfg && !strcmp(cJSON_GetObjectItem(cfg, "log_json")->valuestring, "/d/jobs/j/run/log.jsonl"));
     CHECK(cfg && cJSON_GetArraySize(cJSON_GetObjectItem(cfg, "export")) == 3);
+    CHECK(cfg && !cJSON_GetObjectItem(cfg, "eval_data")); /* no validation file: no eval */
+    cJSON_Delete(cfg);
+    /* a validation file becomes eval_data */
+    CHECK_OK(ot_job_config_build(req, "/d/files/file-x", "/d/jobs/j/validation.jsonl", "/d/jobs/j/run", &cfg));
+    CHECK(cfg && cJSON_IsString(cJSON_GetObjectItem(cfg, "eval_data")) &&
+          !strcmp(cJSON_GetObjectItem(cfg, "eval_data")->valuestring, "/d/jobs/j/validation.jsonl"));
     cJSON_Delete(cfg);
     CHECK_OK(ot_job_hyperparameters(req, &hp));
     CHECK(hp && cJSON_GetObjectItem(hp, "batch_size")->valuedouble == OT_JOB_DEFAULT_BATCH);
@@ -148,6 +166,7 @@ static void test_job_config(void) {
         "{\"model\":\"m\",\"onnxtune\":{\"lora_r\":\"four\"}}",         /* wrong type */
         "{\"model\":\"m\",\"onnxtune\":{\"out\":\"/etc\"}}",            /* reserved */
         "{\"model\":\"m\",\"onnxtune\":{\"--log-json\":\"/tmp/x\"}}",   /* reserved, dashed */
+        "{\"model\":\"m\",\"onnxtune\":{\"eval-data\":\"/etc/x\"}}",    /* reserved: the validation_file's */
         "{\"model\":\"m\",\"onnxtune\":{\"full\":true,\"export\":[\"peft\"]}}",
         "{\"model\":\"m\",\"hyperparameters\":{\"n_epochs\":0}}",
         "{\"model\":\"m\",\"method\":{\"type\":\"dpo\"}}",
@@ -159,7 +178,7 @@ static void test_job_config(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         req = cJSON_Parse(bad[i]);
         cfg = NULL;
-        ot_status s = ot_job_config_build(req, "/d", "/r", &cfg);
+        ot_status s = ot_job_config_build(req, "/d", NULL, "/r", &cfg);
         if (s == OT_OK) fprintf(stderr, "accepted bad request: %s\n", bad[i]);
         CHECK(s == OT_E_INVALID && cfg == NULL);
         cJSON_Delete(cfg);
@@ -167,7 +186,7 @@ static void test_job_config(void) {
     }
     /* full fine-tuning exports no adapter */
     req = cJSON_Parse("{\"model\":\"m\",\"onnxtune\":{\"full\":true}}");
-    CHECK_OK(ot_job_config_build(req, "/d", "/r", &cfg));
+    CHECK_OK(ot_job_config_build(req, "/d", NULL, "/r", &cfg));
     CHECK(cfg && cJSON_GetArraySize(cJSON_GetObjectItem(cfg, "export")) == 2);
     cJSON_Delete(cfg);
     cJSON_Delete(req);
@@ -200,6 +219,9 @@ static void test_fake_runs(void) {
     char file[OT_ID_MAX], ok[OT_ID_MAX], fail[OT_ID_MAX], gone[OT_ID_MAX], sleepy[OT_ID_MAX], stub[OT_ID_MAX];
     add_file(st, "{\"text\": \"hi\"}\n", NULL, file);
     create_job(st, "/m/ok.onnx", file, "{\"save_every\":2}", "mine", ok);
+    char valid[OT_ID_MAX], okv[OT_ID_MAX];
+    add_file(st, "{\"text\": \"valid\"}\n", NULL, valid);
+    create_job_valid(st, "/m/ok.onnx", file, valid, "{\"save_every\":2}", NULL, okv);
     create_job(st, "/m/fail.onnx", file, NULL, NULL, fail);
     create_job(st, "/m/ok.onnx", "file-AAAAAAAAAAAAAAAAAAAAAAAA", NULL, NULL, gone);
     ot_runner_notify(r);
@@ -221,8 +243,25 @@ static void test_fake_runs(void) {
     int n = 0, more;
     CHECK_OK(ot_store_ckpt_list(st, ok, NULL, 10, &kv, &n, &more));
     CHECK(n == 2 && kv[0].step == 4 && strstr(kv[0].metrics, "\"train_loss\":2.4") && kv[1].step == 2);
+    CHECK(n == 2 && strstr(kv[0].metrics, "\"train_mean_token_accuracy\":0.74") && !strstr(kv[0].metrics, "valid"));
+    ot_ckpt_recs_free(kv, n);
+    /* with a validation file: linked next to the training data, passed as eval_data, and
+     * each checkpoint carries its step's eval metrics (full_valid_*: the whole set) */
+    CHECK(wait_status(st, okv, term, 10000, &j) == OT_JOB_SUCCEEDED);
+    if (j.status == OT_JOB_SUCCEEDED) ot_job_rec_free(&j);
+    n = 0;
+    CHECK_OK(ot_store_ckpt_list(st, okv, NULL, 10, &kv, &n, &more));
+    CHECK(n == 2 && kv[0].step == 4 && kv[1].step == 2);
+    if (n == 2) {
+        CHECK(strstr(kv[0].metrics, "\"valid_loss\":1.4,") && strstr(kv[0].metrics, "\"valid_mean_token_accuracy\":0.4,"));
+        CHECK(strstr(kv[0].metrics, "\"full_valid_loss\":1.4,") &&
+              strstr(kv[0].metrics, "\"full_valid_mean_token_accuracy\":0.4}"));
+        CHECK(strstr(kv[1].metrics, "\"valid_loss\":1.2,") && strstr(kv[1].metrics, "\"train_loss\":2.2,"));
+    }
     ot_ckpt_recs_free(kv, n);
     char p[1200];
+    snprintf(p, sizeof p, "%s/jobs/%s/validation.jsonl", dir, okv);
+    CHECK(exists(p));
     snprintf(p, sizeof p, "%s/jobs/%s/job.json", dir, ok);
     CHECK(exists(p));
 
@@ -353,9 +392,12 @@ static void test_real_run(void) {
     ot_runner *r = NULL;
     CHECK_OK(ot_runner_start(st, dir, OT_CLI_BIN, 1, &r));
     if (!r) return;
-    char file[OT_ID_MAX], id[OT_ID_MAX];
+    char file[OT_ID_MAX], valid[OT_ID_MAX], id[OT_ID_MAX];
     add_file(st, NULL, data, file);
-    create_job(st, model, file, "{\"steps\":4,\"seq_len\":32,\"save_every\":2,\"threads\":2}", "tiny", id);
+    add_file(st, "{\"input_ids\": [5, 6, 7, 8, 9, 10]}\n{\"input_ids\": [11, 12, 13, 14]}\n{\"input_ids\": [1, 2, 3]}\n",
+             NULL, valid);
+    create_job_valid(st, model, file, valid, "{\"steps\":4,\"seq_len\":32,\"save_every\":2,\"threads\":2}", "tiny",
+                     id);
     ot_runner_notify(r);
     ot_job_rec j;
     unsigned term = OT_JOB_BIT(OT_JOB_SUCCEEDED) | OT_JOB_BIT(OT_JOB_FAILED) | OT_JOB_BIT(OT_JOB_CANCELLED);
@@ -375,6 +417,9 @@ static void test_real_run(void) {
     int n = 0, more;
     CHECK_OK(ot_store_ckpt_list(st, id, NULL, 10, &kv, &n, &more));
     CHECK(n == 2 && kv[0].step == 4 && strstr(kv[0].metrics, "train_loss"));
+    for (int i = 0; i < n; i++) /* the trainer evaluated the validation file at both checkpoints */
+        CHECK(strstr(kv[i].metrics, "\"train_mean_token_accuracy\":") && strstr(kv[i].metrics, "\"valid_loss\":") &&
+              strstr(kv[i].metrics, "\"valid_mean_token_accuracy\":") && strstr(kv[i].metrics, "\"full_valid_loss\":"));
     ot_ckpt_recs_free(kv, n);
     static const char *const arts[] = {"model.onnx", "model.safetensors", "adapter/adapter_model.safetensors",
                                        "adapter/adapter_config.json"};

@@ -8,7 +8,10 @@
  * The cross-entropy forward saves the per-row logsumexp as its optional output 1; when the
  * forward node does not declare it, the builder adds it (a fresh value), so the backward
  * needs one pass over the logits and no second reduction. Labels are integers and get no
- * gradient; a gradient flowing into the saved lse output is refused.
+ * gradient; a gradient flowing into the saved lse output is refused. The mean token accuracy
+ * (optional output 2) is piecewise constant in the logits: it is non-differentiable and any
+ * gradient arriving there is dropped (d acc / d logits = 0), so a node whose only incoming
+ * gradient is the accuracy's produces none.
  * Accumulation rule: each input gradient is produced once with `=` (ot_autodiff sums). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +45,7 @@ static ot_status grad_xent(ot_grad_ctx *c) {
                          "differentiable");
     if (!ot_gb_need(c, 0)) return OT_OK; /* only the (integer) labels were asked for: none */
     int dloss = ot_gb_dy(c, 0), lse = -1, node, dx;
+    if (dloss < 0) return OT_OK; /* only the accuracy (output 2) had a gradient: it is constant */
     OT_TRY(ensure_lse(c, &lse));
     const ot_node *n = ot_gb_fwd(c);
     char op[64];
