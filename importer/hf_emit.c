@@ -253,6 +253,20 @@ void ot_hf_output(ot_hf_builder *b, int v, const char *name, int per_token, int6
     val->dims[val->ndim - 1] = last;
 }
 
+void ot_hf_lm_head(ot_hf_builder *b, int h, int embedding, int64_t d) {
+    const ot_hf_config *c = b->cfg;
+    int logits;
+    if (c->tie) {
+        int in[2] = {h, embedding};
+        logits = ot_hf_op(b, "Gemm", in, 2);
+        ot_hf_attr_int(b, logits, "transB", 1);
+    } else {
+        logits = ot_hf_linear(b, h, "lm_head", d, c->vocab, 0, 1);
+    }
+    int in[2] = {logits, b->bsd};
+    ot_hf_output(b, ot_hf_op_named(b, "Reshape", in, 2, "logits"), "logits", 1, c->vocab);
+}
+
 /* ---- layers ---- */
 
 int ot_hf_linear(ot_hf_builder *b, int x, const char *prefix, int64_t in, int64_t out, int bias, int transposed) {

@@ -103,6 +103,9 @@ void ot_hf_attr_tensor(ot_hf_builder *b, int v, const char *name, ot_tensor *t);
 /* Graph input of dtype int64 shaped [batch, sequence]. */
 int ot_hf_input_ids(ot_hf_builder *b, const char *name);
 /* Marks v as a graph output called `name` (renames the value). */
+/* The LM head on h [batch·seq, d]: the tied embedding (Gemm transB=1 on it) or "lm_head",
+ * reshaped to [batch, seq, vocab] and declared the "logits" output. */
+void ot_hf_lm_head(ot_hf_builder *b, int h, int embedding, int64_t d);
 /* Declares value v a graph output called `name`, float32 with shape [batch, sequence, last]
  * (per_token) or [batch, last], so exports pass onnx.checker. */
 void ot_hf_output(ot_hf_builder *b, int v, const char *name, int per_token, int64_t last);

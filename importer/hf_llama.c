@@ -110,14 +110,5 @@ void ot_hf_build_llama(ot_hf_builder *b) {
         h = ot_hf_op2(b, "Add", h, ot_hf_linear(b, ot_hf_op2(b, "Mul", gate, up), p, c->inter, d, 0, 1));
     }
     h = rms_norm(b, h, "model.norm.weight", d, c->eps);
-    int logits;
-    if (c->tie) {
-        int in[2] = {h, emb};
-        logits = ot_hf_op(b, "Gemm", in, 2);
-        ot_hf_attr_int(b, logits, "transB", 1);
-    } else {
-        logits = ot_hf_linear(b, h, "lm_head", d, c->vocab, 0, 1);
-    }
-    int in[2] = {logits, b->bsd};
-    ot_hf_output(b, ot_hf_op_named(b, "Reshape", in, 2, "logits"), "logits", 1, c->vocab);
+    ot_hf_lm_head(b, h, emb, d);
 }

@@ -44,10 +44,7 @@ static ot_status check_float_inputs(const ot_op_ctx *c, int n, int same_shape) {
         OT_TRY(ot_check_input(c, i, OT_UNDEFINED));
         OT_TRY(ot_check_same_dtype(c, 0, i));
     }
-    ot_dtype t = c->in[0]->dtype;
-    if (t != OT_F32 && t != OT_F64)
-        return ot_errorf(OT_E_UNSUPPORTED, "%s: dtype %s is not supported (expected float32 or float64)",
-                         ot_op_label(c), ot_dtype_name(t));
+    OT_TRY(ot_check_float_input(c, 0));
     for (int i = 1; i < same_shape; i++)
         if (!ot_shape_equal(c->in[0]->ndim, c->in[0]->dims, c->in[i]->ndim, c->in[i]->dims)) {
             char s1[128], s2[128];

@@ -30,17 +30,8 @@ ot_status ot_gelu_parse(const ot_node *n, int opset, void *attr) {
     return OT_OK;
 }
 
-static ot_status gelu_check(const ot_op_ctx *c) {
-    OT_TRY(ot_check_input(c, 0, OT_UNDEFINED));
-    ot_dtype t = c->in[0]->dtype;
-    if (t != OT_F32 && t != OT_F64)
-        return ot_errorf(OT_E_UNSUPPORTED, "%s: dtype %s is not supported (expected float32 or float64)",
-                         ot_op_label(c), ot_dtype_name(t));
-    return OT_OK;
-}
-
 ot_status ot_gelu_infer(ot_op_ctx *c) {
-    OT_TRY(gelu_check(c));
+    OT_TRY(ot_check_float_input(c, 0));
     return ot_set_out(c, 0, c->in[0]->dtype, c->in[0]->ndim, c->in[0]->dims);
 }
 
@@ -95,7 +86,7 @@ static void gelu_tanh_f64(const double *restrict x, double *restrict y, int64_t 
 }
 
 ot_status ot_gelu_cpu(ot_op_ctx *c) {
-    OT_TRY(gelu_check(c));
+    OT_TRY(ot_check_float_input(c, 0));
     const ot_gelu_attr *a = c->attr;
     int64_t n = ot_tensor_numel(c->in[0]);
     const void *x = c->in[0]->data;

@@ -58,12 +58,9 @@ static ot_status check_weight(const ot_op_ctx *c, int i, int axis, int *per_row)
 
 static ot_status layernorm_check(const ot_op_ctx *c, int *axis_out, int *scale_rows, int *bias_rows) {
     const ot_layernorm_attr *a = c->attr;
-    OT_TRY(ot_check_input(c, 0, OT_UNDEFINED));
+    OT_TRY(ot_check_float_input(c, 0));
     OT_TRY(ot_check_input(c, 1, OT_UNDEFINED));
     const ot_tensor *x = c->in[0];
-    if (x->dtype != OT_F32 && x->dtype != OT_F64)
-        return ot_errorf(OT_E_UNSUPPORTED, "%s: dtype %s is not supported (expected float32 or float64)",
-                         ot_op_label(c), ot_dtype_name(x->dtype));
     if (x->ndim < 1) return ot_errorf(OT_E_SHAPE, "%s: X must have rank >= 1, got a scalar", ot_op_label(c));
     OT_TRY(ot_norm_axis(c, a->axis, x->ndim, axis_out));
     OT_TRY(check_weight(c, 1, *axis_out, scale_rows));

@@ -42,17 +42,8 @@ ot_status ot_softmax_view(const ot_op_ctx *c, int64_t *outer, int64_t *n, int64_
     return OT_OK;
 }
 
-static ot_status softmax_check(const ot_op_ctx *c) {
-    OT_TRY(ot_check_input(c, 0, OT_UNDEFINED));
-    ot_dtype t = c->in[0]->dtype;
-    if (t != OT_F32 && t != OT_F64)
-        return ot_errorf(OT_E_UNSUPPORTED, "%s: dtype %s is not supported (expected float32 or float64)",
-                         ot_op_label(c), ot_dtype_name(t));
-    return OT_OK;
-}
-
 ot_status ot_softmax_infer(ot_op_ctx *c) {
-    OT_TRY(softmax_check(c));
+    OT_TRY(ot_check_float_input(c, 0));
     int64_t o, n, i;
     OT_TRY(ot_softmax_view(c, &o, &n, &i));
     return ot_set_out(c, 0, c->in[0]->dtype, c->in[0]->ndim, c->in[0]->dims);
@@ -189,7 +180,7 @@ DEFINE_RUN(f32, float)
 DEFINE_RUN(f64, double)
 
 ot_status ot_softmax_cpu(ot_op_ctx *c) {
-    OT_TRY(softmax_check(c));
+    OT_TRY(ot_check_float_input(c, 0));
     const ot_softmax_attr *a = c->attr;
     int64_t outer, n, inner;
     OT_TRY(ot_softmax_view(c, &outer, &n, &inner));

@@ -14,6 +14,9 @@ ot_status ot_set_out(const ot_op_ctx *c, int i, ot_dtype dt, int ndim, const int
 
 /* Fails unless input i is present, and (when dt != OT_UNDEFINED) of dtype dt. */
 ot_status ot_check_input(const ot_op_ctx *c, int i, ot_dtype dt);
+/* Fails unless input i is present and float32 or float64 (the dtypes the nn, gradient and
+ * loss kernels compute in). */
+ot_status ot_check_float_input(const ot_op_ctx *c, int i);
 /* Fails unless inputs a and b have the same dtype. */
 ot_status ot_check_same_dtype(const ot_op_ctx *c, int a, int b);
 /* Fails unless input i's value is known at plan time (call from infer). `what` names it. */

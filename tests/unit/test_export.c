@@ -9,7 +9,6 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +25,7 @@
 #include "ot_test.h"
 
 static char tmpdir[256];
-static char models_dir[4096];
+static const char models_dir[] = OT_SOURCE_DIR "/tests/models";
 
 /* ---- helpers ---- */
 
@@ -53,11 +52,6 @@ static double get(const ot_tensor *t, int64_t i) { return ot_tensor_get_f64(t, i
 
 static void path_in(char *buf, size_t n, const char *name) {
     if ((size_t)snprintf(buf, n, "%s/%s", tmpdir, name) >= n) buf[0] = 0;
-}
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
 }
 
 static int file_exists(const char *p) {
@@ -775,19 +769,7 @@ static void test_onnx_external(void) {
 }
 
 int main(void) {
-    const char *env = getenv("OT_TEST_MODELS");
-    if (env) {
-        snprintf(models_dir, sizeof models_dir, "%s", env);
-    } else { /* __FILE__ is .../tests/unit/test_export.c */
-        snprintf(models_dir, sizeof models_dir, "%s", __FILE__);
-        char *cut = strstr(models_dir, "/unit/test_export.c");
-        if (cut) strcpy(cut, "/models");
-    }
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/ot_test_export_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
-        return 1;
-    }
+    ot_test_mkdtemp(tmpdir, sizeof tmpdir, "ot_test_export_");
     OT_RUN(test_merge);
     OT_RUN(test_merge_edges);
     OT_RUN(test_peft_roundtrip);
@@ -796,6 +778,6 @@ int main(void) {
     OT_RUN(test_onnx_gpt2);
     OT_RUN(test_onnx_typed_fields);
     OT_RUN(test_onnx_external);
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ot_test_rmtree(tmpdir);
     return OT_TEST_EXIT();
 }

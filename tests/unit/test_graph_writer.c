@@ -8,7 +8,6 @@
  * the reloaded model still has every byte. */
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,12 +20,7 @@
 #include "ot_test.h"
 
 static char tmpdir[256];
-static char models_dir[4096];
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
+static const char models_dir[] = OT_SOURCE_DIR "/tests/models";
 
 static int file_exists(const char *p) {
     struct stat sb;
@@ -278,23 +272,11 @@ static void test_external_data(void) {
 }
 
 int main(void) {
-    const char *env = getenv("OT_TEST_MODELS");
-    if (env) {
-        snprintf(models_dir, sizeof models_dir, "%s", env);
-    } else { /* __FILE__ is .../tests/unit/test_graph_writer.c */
-        snprintf(models_dir, sizeof models_dir, "%s", __FILE__);
-        char *cut = strstr(models_dir, "/unit/test_graph_writer.c");
-        if (cut) strcpy(cut, "/models");
-    }
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/ot_test_graph_writer_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
-        return 1;
-    }
+    ot_test_mkdtemp(tmpdir, sizeof tmpdir, "ot_test_graph_writer_");
     OT_RUN(test_roundtrip_models);
     OT_RUN(test_updates);
     OT_RUN(test_internal_ops_refused);
     OT_RUN(test_external_data);
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ot_test_rmtree(tmpdir);
     return OT_TEST_EXIT();
 }

@@ -16,9 +16,6 @@
 #include "ot_test.h"
 #include "trainer/lora.h"
 
-#ifndef OT_SOURCE_DIR
-#define OT_SOURCE_DIR "."
-#endif
 #define HF OT_SOURCE_DIR "/tests/models/hf/"
 
 static char tmp[512];

@@ -12,9 +12,6 @@
 #include "ot_test.h"
 #include "trainer/lora.h"
 
-#ifndef OT_SOURCE_DIR
-#define OT_SOURCE_DIR "."
-#endif
 #define GPT2 OT_SOURCE_DIR "/tests/models/gpt2_tiny.onnx"
 
 static void test_module_matching(void) {

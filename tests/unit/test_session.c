@@ -9,9 +9,6 @@
 #include "ot_test.h"
 #include "trainer/session.h"
 
-#ifndef OT_SOURCE_DIR
-#define OT_SOURCE_DIR "."
-#endif
 
 static ot_batch make_batch(int64_t b, int64_t s, int64_t vocab) {
     ot_batch bt = {0};
