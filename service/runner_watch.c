@@ -19,12 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static char *join(const char *a, const char *b) {
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", a, b);
-    return p;
-}
+#include "core/path.h"
 
 static int is_file(const char *p) {
     struct stat sb;
@@ -36,9 +31,9 @@ ot_status ot_watch_init(ot_watch *w, ot_store *st, const char *job_id, const cha
     w->st = st;
     snprintf(w->job_id, sizeof w->job_id, "%s", job_id);
     w->first_step = -1;
-    w->run_dir = join(job_dir, "run");
-    w->train_log = join(job_dir, "train.log");
-    w->log_json = w->run_dir ? join(w->run_dir, "log.jsonl") : NULL;
+    w->run_dir = ot_path_join(job_dir, "run");
+    w->train_log = ot_path_join(job_dir, "train.log");
+    w->log_json = w->run_dir ? ot_path_join(w->run_dir, "log.jsonl") : NULL;
     if (!w->run_dir || !w->train_log || !w->log_json) {
         ot_watch_free(w);
         return ot_errorf(OT_E_NOMEM, "out of memory");
@@ -215,14 +210,14 @@ static int seen(const ot_watch *w, int64_t step) {
 }
 
 static ot_status poll_ckpts(ot_watch *w) {
-    char *ck = join(w->run_dir, "checkpoints");
+    char *ck = ot_path_join(w->run_dir, "checkpoints");
     DIR *d = ck ? opendir(ck) : NULL;
     ot_status s = OT_OK;
     struct dirent *e;
     while (d && s == OT_OK && (e = readdir(d))) {
         int64_t step = ckpt_step(e->d_name);
         if (step < 0 || seen(w, step)) continue;
-        char *dir = join(ck, e->d_name), *man = dir ? join(dir, "manifest.json") : NULL;
+        char *dir = ot_path_join(ck, e->d_name), *man = dir ? ot_path_join(dir, "manifest.json") : NULL;
         if (man && is_file(man)) {
             char metrics[512];
             int n = snprintf(metrics, sizeof metrics, "{\"step\":%lld", (long long)step);
@@ -269,14 +264,14 @@ ot_status ot_watch_poll(ot_watch *w) {
 }
 
 int64_t ot_watch_latest_ckpt(const char *run_dir) {
-    char *ck = join(run_dir, "checkpoints");
+    char *ck = ot_path_join(run_dir, "checkpoints");
     DIR *d = ck ? opendir(ck) : NULL;
     int64_t best = 0;
     struct dirent *e;
     while (d && (e = readdir(d))) {
         int64_t step = ckpt_step(e->d_name);
         if (step <= best) continue;
-        char *dir = join(ck, e->d_name), *man = dir ? join(dir, "manifest.json") : NULL;
+        char *dir = ot_path_join(ck, e->d_name), *man = dir ? ot_path_join(dir, "manifest.json") : NULL;
         if (man && is_file(man)) best = step;
         free(man), free(dir);
     }

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/path.h"
 #include "service/store_internal.h"
 
 /* ---- schema -------------------------------------------------------------------------- */
@@ -144,13 +145,6 @@ ot_status ot_store_seq_of(ot_store *st, const char *table, const char *id, const
 
 /* ---- open / close -------------------------------------------------------------------- */
 
-static char *join(const char *a, const char *b) {
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", a, b);
-    return p;
-}
-
 static ot_status ensure_dir(const char *d) {
     if (mkdir(d, 0700) == 0 || errno == EEXIST) {
         struct stat sb;
@@ -203,10 +197,10 @@ ot_status ot_store_open(const char *data_dir, ot_store **out) {
     if (!st) return ot_errorf(OT_E_NOMEM, "out of memory");
     pthread_mutex_init(&st->mu, NULL);
     st->dir = strdup(data_dir);
-    st->tmp = join(data_dir, "tmp");
-    st->files = join(data_dir, "files");
-    st->jobs = join(data_dir, "jobs");
-    char *db = join(data_dir, "onnxtune.db");
+    st->tmp = ot_path_join(data_dir, "tmp");
+    st->files = ot_path_join(data_dir, "files");
+    st->jobs = ot_path_join(data_dir, "jobs");
+    char *db = ot_path_join(data_dir, "onnxtune.db");
     ot_status s = (!st->dir || !st->tmp || !st->files || !st->jobs || !db) ? ot_errorf(OT_E_NOMEM, "out of memory")
                                                                            : ensure_dir(data_dir);
     if (s == OT_OK) s = ensure_dir(st->tmp);
@@ -330,7 +324,7 @@ ot_status ot_store_file_add(ot_store *st, const char *src_path, const char *file
         return ot_errorf(OT_E_IO, "file add: '%s' is not a readable regular file", src_path);
     char id[OT_ID_MAX];
     OT_TRY(ot_id_new(OT_ID_FILE, id));
-    char *dst = join(st->files, id);
+    char *dst = ot_path_join(st->files, id);
     if (!dst) return ot_errorf(OT_E_NOMEM, "out of memory");
     ot_status s = fsync_path(src_path, 0);
     if (s == OT_OK && rename(src_path, dst) != 0)

@@ -16,6 +16,7 @@
  * and carry the expected format and version, and every file's size and CRC32 must match
  * before any tensor is parsed. The maps stay open for the life of the handle, so tensors are
  * zero-copy views. */
+#include "core/path.h"
 #include "checkpoint.h"
 
 #include <dirent.h>
@@ -54,13 +55,6 @@ struct ot_checkpoint {
 };
 
 /* ---- small file-system helpers ---- */
-
-static char *path_join(const char *a, const char *b) {
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", a, b);
-    return p;
-}
 
 /* fsyncs a folder so the entries just created or renamed in it are durable. */
 static ot_status sync_dir(const char *dir) {
@@ -102,7 +96,7 @@ static void remove_flat_dir(const char *dir) {
         struct dirent *e;
         while ((e = readdir(d)) != NULL) {
             if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            char *p = path_join(dir, e->d_name);
+            char *p = ot_path_join(dir, e->d_name);
             if (p) unlink(p);
             free(p);
         }
@@ -149,7 +143,7 @@ static ot_status fill_tmp_dir(const char *tmp, int64_t step, const cJSON *state,
     for (int g = 0; g < n_groups && s == OT_OK; g++) {
         char fname[256];
         snprintf(fname, sizeof fname, "%s" CKPT_SUFFIX, groups[g].name);
-        char *path = path_join(tmp, fname);
+        char *path = ot_path_join(tmp, fname);
         if (!path) {
             s = ot_errorf(OT_E_NOMEM, "out of memory");
             break;
@@ -187,7 +181,7 @@ static ot_status fill_tmp_dir(const char *tmp, int64_t step, const cJSON *state,
         cJSON_AddItemToObject(man, "files", files);
         files = NULL;
         char *text = cJSON_Print(man);
-        char *path = path_join(tmp, "manifest.json");
+        char *path = ot_path_join(tmp, "manifest.json");
         if (!text || !path) s = ot_errorf(OT_E_NOMEM, "out of memory writing a checkpoint manifest");
         else s = ot_write_file_atomic(path, text, strlen(text));
         cJSON_free(text);
@@ -246,13 +240,13 @@ ot_status ot_checkpoint_save(const char *out, int64_t step, const cJSON *state, 
                 return ot_errorf(OT_E_INVALID, "checkpoint: group '%s' given twice", groups[g].name);
     }
 
-    char *ck = path_join(out, "checkpoints");
+    char *ck = ot_path_join(out, "checkpoints");
     char name[64], tmpname[96];
     snprintf(name, sizeof name, "step-%08" PRId64, step);
     snprintf(tmpname, sizeof tmpname, "%s.tmp.%ld", name, (long)getpid());
-    char *tmp = ck ? path_join(ck, tmpname) : NULL;
-    char *final = ck ? path_join(ck, name) : NULL;
-    char *latest = ck ? path_join(ck, "latest") : NULL;
+    char *tmp = ck ? ot_path_join(ck, tmpname) : NULL;
+    char *final = ck ? ot_path_join(ck, name) : NULL;
+    char *latest = ck ? ot_path_join(ck, "latest") : NULL;
     ot_status s = (!ck || !tmp || !final || !latest) ? ot_errorf(OT_E_NOMEM, "out of memory") : OT_OK;
     int made_tmp = 0;
     if (s == OT_OK) s = make_dirs(ck);
@@ -289,7 +283,7 @@ ot_status ot_checkpoint_save(const char *out, int64_t step, const cJSON *state, 
 /* ---- open ---- */
 
 static int is_file(const char *dir, const char *name) {
-    char *p = path_join(dir, name);
+    char *p = ot_path_join(dir, name);
     struct stat sb;
     int r = p && stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
     free(p);
@@ -320,7 +314,7 @@ static ot_status read_small(const char *path, size_t max, char **out, size_t *le
 /* Follows <ck>/latest to a step folder (malloc'd path). */
 static ot_status follow_latest(const char *ck, char **out) {
     *out = NULL;
-    char *lp = path_join(ck, "latest");
+    char *lp = ot_path_join(ck, "latest");
     if (!lp) return ot_errorf(OT_E_NOMEM, "out of memory");
     char *text;
     size_t len;
@@ -333,7 +327,7 @@ static ot_status follow_latest(const char *ck, char **out) {
     if (!len || strlen(text) != len || strchr(text, '/') || strcmp(text, ".") == 0 || strcmp(text, "..") == 0) {
         s = ot_errorf(OT_E_FORMAT, "'%s' does not name a checkpoint folder (expected a line like \"step-00000123\")", lp);
     } else {
-        *out = path_join(ck, text);
+        *out = ot_path_join(ck, text);
         struct stat sb;
         if (!*out) s = ot_errorf(OT_E_NOMEM, "out of memory");
         else if (stat(*out, &sb) != 0 || !S_ISDIR(sb.st_mode))
@@ -356,7 +350,7 @@ static ot_status resolve_dir(const char *path, char **out) {
         return *out ? OT_OK : ot_errorf(OT_E_NOMEM, "out of memory");
     }
     if (is_file(path, "latest")) return follow_latest(path, out);
-    char *ck = path_join(path, "checkpoints");
+    char *ck = ot_path_join(path, "checkpoints");
     if (!ck) return ot_errorf(OT_E_NOMEM, "out of memory");
     ot_status s;
     if (is_file(ck, "latest")) s = follow_latest(ck, out);
@@ -387,7 +381,7 @@ static ot_status open_group(const char *dir, const cJSON *ent, ckpt_group *g) {
         !json_uint(cJSON_GetObjectItemCaseSensitive(ent, "crc32"), 4294967295.0, &crc))
         return ot_errorf(OT_E_FORMAT, "'%s/manifest.json': entry '%s' lacks integer \"bytes\" and \"crc32\"", dir, fname);
     g->name = strndup(fname, fl - sl);
-    char *path = path_join(dir, fname);
+    char *path = ot_path_join(dir, fname);
     ot_status s = (!g->name || !path) ? ot_errorf(OT_E_NOMEM, "out of memory") : OT_OK;
     if (s == OT_OK) s = ot_mapped_open(&g->map, path);
     if (s == OT_OK && g->map.size != (size_t)bytes)
@@ -459,7 +453,7 @@ ot_status ot_checkpoint_open(const char *path, ot_checkpoint **out) {
     /* Strip trailing slashes so the folder-name check and messages see the real name. */
     if (s == OT_OK)
         for (size_t l = strlen(c->dir); l > 1 && c->dir[l - 1] == '/'; l--) c->dir[l - 1] = '\0';
-    char *mp = s == OT_OK ? path_join(c->dir, "manifest.json") : NULL;
+    char *mp = s == OT_OK ? ot_path_join(c->dir, "manifest.json") : NULL;
     if (s == OT_OK && !mp) s = ot_errorf(OT_E_NOMEM, "out of memory");
     char *text = NULL;
     size_t len = 0;
