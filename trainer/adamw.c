@@ -33,7 +33,23 @@ void ot_adamw_free(ot_adamw *o) {
     memset(o, 0, sizeof *o);
 }
 
+static inline float grad_at(const ot_grad_ref *g, int64_t k) {
+    switch (g->dtype) {
+    case OT_BF16: return ot_bf16_to_f32(((const uint16_t *)g->data)[k]);
+    case OT_F16: return ot_f16_to_f32(((const uint16_t *)g->data)[k]);
+    default: return ((const float *)g->data)[k];
+    }
+}
+
 void ot_adamw_step(ot_adamw *o, float *const *params, const float *const *grads, float lr) {
+    ot_grad_ref *refs = malloc((size_t)(o->n ? o->n : 1) * sizeof *refs);
+    if (!refs) abort(); /* a few bytes per parameter tensor */
+    for (int i = 0; i < o->n; i++) refs[i].data = grads[i], refs[i].dtype = OT_F32;
+    ot_adamw_step_ref(o, params, refs, 1.0f, lr);
+    free(refs);
+}
+
+void ot_adamw_step_ref(ot_adamw *o, float *const *params, const ot_grad_ref *grads, float mul, float lr) {
     o->step++;
     const float b1 = o->h.beta1, b2 = o->h.beta2, eps = o->h.eps;
     const float decay = 1.0f - lr * o->h.weight_decay;
@@ -42,13 +58,14 @@ void ot_adamw_step(ot_adamw *o, float *const *params, const float *const *grads,
     const float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
     for (int i = 0; i < o->n; i++) {
         float *p = params[i], *m = o->m + o->offset[i], *v = o->v + o->offset[i];
-        const float *g = grads[i];
+        const ot_grad_ref *gr = &grads[i];
         int64_t n = o->offset[i + 1] - o->offset[i];
 #pragma omp parallel for if (n > 32768) schedule(static)
         for (int64_t k = 0; k < n; k++) {
+            float g = mul == 1.0f ? grad_at(gr, k) : grad_at(gr, k) * mul;
             p[k] *= decay;
-            m[k] = m[k] * b1 + (1.0f - b1) * g[k];
-            v[k] = v[k] * b2 + (1.0f - b2) * g[k] * g[k];
+            m[k] = m[k] * b1 + (1.0f - b1) * g;
+            v[k] = v[k] * b2 + (1.0f - b2) * g * g;
             float denom = sqrtf(v[k]) / bc2_sqrt + eps;
             p[k] -= step_size * (m[k] / denom);
         }
@@ -62,6 +79,21 @@ double ot_grad_global_norm(const float *const *grads, const int64_t *sizes, int 
         const float *g = grads[i];
 #pragma omp parallel for reduction(+ : s) if (sizes[i] > 32768) schedule(static)
         for (int64_t k = 0; k < sizes[i]; k++) s += (double)g[k] * g[k];
+        total += s;
+    }
+    return sqrt(total);
+}
+
+double ot_grad_global_norm_ref(const ot_grad_ref *grads, const int64_t *sizes, int n, float mul) {
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        double s = 0;
+        const ot_grad_ref *g = &grads[i];
+#pragma omp parallel for reduction(+ : s) if (sizes[i] > 32768) schedule(static)
+        for (int64_t k = 0; k < sizes[i]; k++) {
+            float x = grad_at(g, k) * mul;
+            s += (double)x * x;
+        }
         total += s;
     }
     return sqrt(total);

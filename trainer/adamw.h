@@ -32,6 +32,19 @@ void ot_adamw_free(ot_adamw *o);
  * Increments step first, as PyTorch does. */
 void ot_adamw_step(ot_adamw *o, float *const *params, const float *const *grads, float lr);
 
+/* A gradient as the graph produced it: f32, or 16-bit under bf16/fp16 (converted to f32 as it
+ * is read, so no f32 copy is made). */
+typedef struct ot_grad_ref {
+    const void *data;
+    ot_dtype dtype; /* OT_F32, OT_BF16 or OT_F16 */
+} ot_grad_ref;
+
+/* ot_adamw_step over gradients read as f32(g)·mul (mul folds the loss-scale removal and the
+ * clipping factor into the read; mul = 1 reads g exactly). */
+void ot_adamw_step_ref(ot_adamw *o, float *const *params, const ot_grad_ref *grads, float mul, float lr);
+/* √(Σ (f32(g)·mul)²) over every gradient, accumulated in double: inf/NaN when any element is. */
+double ot_grad_global_norm_ref(const ot_grad_ref *grads, const int64_t *sizes, int n, float mul);
+
 /* √(Σ g²) over every gradient, accumulated in double. */
 double ot_grad_global_norm(const float *const *grads, const int64_t *sizes, int n);
 /* g ← g · s for every gradient. */

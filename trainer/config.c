@@ -1,6 +1,8 @@
 /* config.c — the option table and its parsers; see config.h. */
 #include "trainer/config.h"
 
+#include "core/cpu.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
@@ -58,6 +60,14 @@ static const opt options[] = {
     {"log_json", T_STR, F(log_json), NULL, "append one JSON line per step to this file", 0, 0},
     {"threads", T_INT, F(threads), "0", "CPU threads (0 = all cores)", 0, 4096},
     {"export", T_LIST, F(export_formats), "onnx", "run: export formats after training (onnx, safetensors, peft)", 0, 0},
+    {"export_dtype", T_STR, F(export_dtype), "as-source", "dtype of exported weights: as-source (the model's own) | fp32 | bf16 | fp16", 0, 0},
+    {"precision", T_STR, F(precision), "auto", "fp32 | bf16 | fp16 compute and activations (FP32 master weights and optimizer state always); auto = bf16 where the CPU has bf16 instructions, else fp32", 0, 0},
+    {"loss_scale", T_STR, F(loss_scale), "dynamic", "fp16 only: dynamic loss scaling, or a fixed scale (1 = no scaling)", 0, 0},
+    {"loss_scale_init", T_FLOAT, F(loss_scale_init), "65536", "fp16: initial dynamic loss scale", 1e-30, 1e30},
+    {"loss_scale_window", T_INT, F(loss_scale_window), "2000", "fp16: double the scale after this many steps without overflow", 1, 1e12},
+    {"loss_scale_min", T_FLOAT, F(loss_scale_min), "1", "fp16: the scale never drops below this", 1e-30, 1e30},
+    {"loss_scale_max", T_FLOAT, F(loss_scale_max), "16777216", "fp16: the scale never grows above this", 1e-30, 1e30},
+    {"checkpoint_activations", T_BOOL, F(checkpoint_activations), "false", "keep only each transformer block's input and recompute the block in backward (less memory, ~1/3 more compute)", 0, 0},
 };
 #define N_OPTIONS (int)(sizeof options / sizeof options[0])
 
@@ -283,6 +293,26 @@ ot_status ot_config_finalize(ot_train_config *c, int ranks) {
     if (c->full && c->export_formats.n && in_set("peft", (const char *const *)c->export_formats.v, c->export_formats.n))
         return ot_errorf(OT_E_INVALID, "--export peft needs LoRA training, not --full");
     if (!c->full && c->lora_targets.n == 0) return ot_errorf(OT_E_INVALID, "--lora-targets is empty");
+    static const char *precisions[] = {"auto", "fp32", "bf16", "fp16"}, *export_dtypes[] = {"as-source", "fp32", "bf16", "fp16"};
+    if (!in_set(c->precision, precisions, 4))
+        return ot_errorf(OT_E_INVALID, "--precision must be auto, fp32, bf16 or fp16, got '%s'", c->precision);
+    if (!in_set(c->export_dtype, export_dtypes, 4))
+        return ot_errorf(OT_E_INVALID, "--export-dtype must be as-source, fp32, bf16 or fp16, got '%s'", c->export_dtype);
+    if (!strcmp(c->precision, "auto")) {
+        free(c->precision);
+        c->precision = strdup(ot_cpu_has_bf16() ? "bf16" : "fp32");
+        if (!c->precision) return ot_errorf(OT_E_NOMEM, "out of memory");
+    }
+    if (strcmp(c->loss_scale, "dynamic") != 0) {
+        char *end;
+        double v = strtod(c->loss_scale, &end);
+        if (end == c->loss_scale || *end || !(v > 0) || !isfinite(v))
+            return ot_errorf(OT_E_INVALID, "--loss-scale must be 'dynamic' or a positive number, got '%s'", c->loss_scale);
+    }
+    if (c->loss_scale_min > c->loss_scale_max || c->loss_scale_init < c->loss_scale_min ||
+        c->loss_scale_init > c->loss_scale_max)
+        return ot_errorf(OT_E_INVALID, "--loss-scale-init %g must lie in [--loss-scale-min %g, --loss-scale-max %g]",
+                         c->loss_scale_init, c->loss_scale_min, c->loss_scale_max);
     /* batch = ranks · micro · accum */
     int64_t per_rank = c->batch_size / ranks;
     if (c->batch_size % ranks)

@@ -49,6 +49,13 @@ typedef struct ot_train_config {
     char *resume, *log_json;
     int64_t threads;
     ot_strlist export_formats;
+    char *export_dtype;   /* as-source | fp32 | bf16 | fp16: dtype of exported weights */
+    /* precision (trainer/precision.h) */
+    char *precision;      /* auto | fp32 | bf16 | fp16; finalize resolves auto */
+    char *loss_scale;     /* fp16: "dynamic" or a fixed scale ("1" = none) */
+    double loss_scale_init, loss_scale_min, loss_scale_max;
+    int64_t loss_scale_window;
+    int checkpoint_activations; /* recompute each transformer block in backward */
 } ot_train_config;
 
 /* Fills defaults. */

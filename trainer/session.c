@@ -12,6 +12,8 @@
 
 #include "onnxtune/export.h"
 #include "onnxtune/importer.h"
+#include "core/cpu.h"
+#include "core/lowp.h"
 #include "trainer/autodiff.h"
 
 /* ---- parameters ---- */
@@ -88,6 +90,21 @@ static ot_status tie_embeddings(ot_session *s, const ot_linear *lin, int n_lin) 
     return OT_OK;
 }
 
+/* A model weight, as opposed to a constant the exporter made (masks, scalars, index tables):
+ * a float initializer of two or more elements that is a linear layer's weight (module set) or
+ * has a ".weight"/".bias" name. */
+static int weight_like(const ot_value *val, const char *module) {
+    if (!val->init || !ot_dtype_is_float(val->init->dtype) || ot_tensor_numel(val->init) < 2) return 0;
+    size_t n = strlen(val->name);
+    return module || (n > 7 && !strcmp(val->name + n - 7, ".weight")) || (n > 5 && !strcmp(val->name + n - 5, ".bias"));
+}
+
+static const char *linear_module(const ot_linear *lin, int n_lin, int v) {
+    for (int i = 0; i < n_lin; i++)
+        if (lin[i].weight == v) return lin[i].module;
+    return NULL;
+}
+
 /* Full fine-tuning: every f32 weight that is a module parameter (".weight"/".bias" names,
  * or a linear layer's weight) trains, except frozen ones. Constants the exporter made
  * (masks, scalars) stay frozen. */
@@ -99,15 +116,9 @@ static ot_status unfreeze(ot_session *s) {
     ot_status st = tie_embeddings(s, lin, n_lin);
     for (int v = 0; st == OT_OK && v < g->n_values; v++) {
         ot_value *val = &g->values[v];
-        if (!val->init || !ot_dtype_is_float(val->init->dtype) || ot_tensor_numel(val->init) < 2) continue;
         if (v == s->tied_copy) continue;
-        const char *module = NULL;
-        for (int i = 0; i < n_lin; i++)
-            if (lin[i].weight == v) module = lin[i].module;
-        size_t n = strlen(val->name);
-        int param_like = module || (n > 7 && !strcmp(val->name + n - 7, ".weight")) ||
-                         (n > 5 && !strcmp(val->name + n - 5, ".bias"));
-        if (!param_like) continue;
+        const char *module = linear_module(lin, n_lin, v);
+        if (!weight_like(val, module)) continue;
         if (name_matches(val->name, &s->cfg->freeze) || (module && name_matches(module, &s->cfg->freeze))) continue;
         st = make_param(g, v);
     }
@@ -190,6 +201,7 @@ ot_status ot_session_build_params(ot_session *s, const ot_train_config *cfg) {
     s->cfg = cfg;
     s->tied_source = s->tied_copy = -1;
     s->accuracy = s->accuracy_output = -1;
+    s->compute = OT_F32;
     OT_TRY(ot_model_load(cfg->model, &s->g));
     if (cfg->weights) OT_TRY(ot_weights_overlay(s->g, cfg->weights));
     OT_TRY(cfg->full ? unfreeze(s) : lora(s));
@@ -321,8 +333,62 @@ static ot_status load_feeds(ot_session *s, const ot_batch *b, const ot_tensor **
     return OT_OK;
 }
 
+/* ---- precision ---- */
+
+ot_dtype ot_precision_dtype(const char *precision) {
+    if (precision && !strcmp(precision, "auto")) return ot_cpu_has_bf16() ? OT_BF16 : OT_F32;
+    if (!precision || !strcmp(precision, "fp32")) return OT_F32;
+    if (!strcmp(precision, "bf16")) return OT_BF16;
+    if (!strcmp(precision, "fp16")) return OT_F16;
+    return OT_UNDEFINED;
+}
+
+/* bf16/fp16: every parameter gets an owned FP32 master (a copy of its f32 initializer, which
+ * autocast then replaces by the 16-bit working copy); the model's weights and the parameters
+ * are stored in 16 bits and the graph computes in them. */
+static ot_status apply_precision(ot_session *s, const ot_tensor *const *inputs) {
+    ot_graph *g = s->g;
+    unsigned char *mask = calloc((size_t)g->n_values + 1, 1);
+    ot_linear *lin = NULL;
+    int n_lin = 0;
+    ot_status st = mask ? ot_find_linears(g, &lin, &n_lin) : ot_errorf(OT_E_NOMEM, "out of memory");
+    for (int v = 0; st == OT_OK && v < g->n_values; v++)
+        mask[v] = g->values[v].is_param || weight_like(&g->values[v], linear_module(lin, n_lin, v));
+    ot_linears_free(lin, n_lin);
+    for (int i = 0; st == OT_OK && i < s->n_params; i++) {
+        ot_param *p = &s->params[i];
+        if (!(p->data = malloc((size_t)p->numel * sizeof(float)))) st = ot_errorf(OT_E_NOMEM, "out of memory");
+        else memcpy(p->data, g->values[p->value].init->data, (size_t)p->numel * sizeof(float));
+    }
+    if (st == OT_OK) st = ot_autocast(g, inputs, s->compute, mask, &s->autocast);
+    free(mask);
+    return st;
+}
+
+void ot_session_sync_params(ot_session *s) {
+    if (s->compute == OT_F32) return;
+    for (int i = 0; i < s->n_params; i++) {
+        const ot_param *p = &s->params[i];
+        ot_f32_to_lowp_n(s->g->values[p->value].init->data, s->compute, p->data, (size_t)p->numel);
+    }
+}
+
+/* fp16: the loss-gradient seed is a graph input fed with the loss scale on each step. */
+static ot_status bind_seed_feed(ot_session *s, int seed) {
+    ot_feed *f = &s->feeds[s->n_feeds++]; /* feeds has room for one more (bind_feeds) */
+    f->value = seed;
+    f->source = -3;
+    f->t.dtype = OT_F32;
+    f->t.ndim = 0;
+    f->t.data = &s->loss_scale;
+    return OT_OK;
+}
+
 ot_status ot_session_build(ot_session *s, const ot_train_config *cfg, const ot_batch *example) {
     OT_TRY(ot_session_build_params(s, cfg));
+    s->loss_scale = 1.0f;
+    if ((s->compute = ot_precision_dtype(cfg->precision)) == OT_UNDEFINED)
+        return ot_errorf(OT_E_INVALID, "unknown precision '%s' (fp32, bf16 or fp16)", cfg->precision);
     const ot_tensor *labels = ot_batch_get(example, "labels");
     if (!labels) return ot_errorf(OT_E_INVALID, "the training data has no labels");
     OT_TRY(attach_loss(s, labels->dtype == OT_I64 || labels->dtype == OT_I32 ? OT_I64 : OT_F32));
@@ -345,7 +411,13 @@ ot_status ot_session_build(ot_session *s, const ot_train_config *cfg, const ot_b
     ot_plan_free(fwd); /* before autodiff grows the graph it was made for */
     if (st == OT_OK) {
         for (int i = 0; i < s->n_params; i++) wrt[i] = s->params[i].value;
-        st = ot_autodiff(g, meta, s->loss, wrt, s->n_params, NULL, grads);
+        ot_autodiff_opts ao = {s->compute == OT_F16};
+        int n_in = g->n_inputs;
+        st = ot_autodiff(g, meta, s->loss, wrt, s->n_params, &ao, grads);
+        if (st == OT_OK && g->n_inputs > n_in) { /* the seed input autodiff added */
+            st = bind_seed_feed(s, g->inputs[n_in]);
+            inputs[n_in] = &s->feeds[n_in].t;
+        }
     }
     for (int i = 0; st == OT_OK && i < s->n_params; i++) {
         if (grads[i] < 0) {
@@ -366,6 +438,7 @@ ot_status ot_session_build(ot_session *s, const ot_train_config *cfg, const ot_b
             g->values[s->accuracy].is_output = 1;
         }
     }
+    if (st == OT_OK && s->compute != OT_F32) st = apply_precision(s, inputs);
     if (st == OT_OK) st = ot_plan_create(g, inputs, &s->plan);
     if (st == OT_OK && !(s->outs = calloc((size_t)g->n_outputs, sizeof *s->outs)))
         st = ot_errorf(OT_E_NOMEM, "out of memory");
@@ -392,13 +465,19 @@ int ot_session_accuracy(const ot_session *s, double *acc) {
     return 1;
 }
 
-const float *ot_session_grad(const ot_session *s, int i) { return s->outs[s->params[i].grad_output].data; }
+const ot_tensor *ot_session_grad_tensor(const ot_session *s, int i) { return &s->outs[s->params[i].grad_output]; }
+
+const float *ot_session_grad(const ot_session *s, int i) {
+    const ot_tensor *t = ot_session_grad_tensor(s, i);
+    return t->dtype == OT_F32 ? t->data : NULL;
+}
 
 void ot_session_free(ot_session *s) {
     for (int i = 0; s->feeds && i < s->n_feeds; i++) ot_tensor_free(s->feeds[i].conv);
     free(s->feeds);
     free(s->outs);
     ot_plan_free(s->plan);
+    for (int i = 0; s->compute != OT_F32 && s->params && i < s->n_params; i++) free(s->params[i].data);
     free(s->params);
     ot_lora_adapters_free(s->adapters, s->n_adapters);
     ot_graph_free(s->g);

@@ -1,14 +1,19 @@
 /* session.h — a training session: the model turned into a trainable graph (LoRA adapters
  * or unfrozen weights as parameters, a loss head, the backward graph) and its plan.
  *
- * Invariants: every parameter is an f32 initializer marked is_param whose data the session
- * owns (copied out of the read-only model) and the optimizer updates in place; the plan's
+ * Invariants: every parameter is an initializer marked is_param whose data the session owns
+ * (copied out of the read-only model). Its FP32 master (`data`) is what the optimizer updates;
+ * in fp32 it is the initializer itself, in bf16/fp16 the initializer is a 16-bit working copy
+ * that ot_session_sync_params refreshes from the master (round to nearest even). The plan's
  * outputs are [loss, d loss / d param_0, ..., accuracy?] in parameter order, the mean token
- * accuracy last and only for the cross-entropy losses (causal-lm, cross-entropy). */
+ * accuracy last and only for the cross-entropy losses (causal-lm, cross-entropy). Gradients
+ * come out in the compute dtype (16-bit in bf16/fp16). In fp16 the loss gradient is seeded
+ * with `loss_scale` instead of 1 (dynamic loss scaling, see trainer/loss_scaler.h). */
 #ifndef OT_SESSION_H
 #define OT_SESSION_H
 
 #include "onnxtune/runtime.h"
+#include "runtime/autocast.h"
 #include "trainer/config.h"
 #include "trainer/data.h"
 #include "trainer/lora.h"
@@ -16,7 +21,7 @@
 typedef struct ot_param {
     int value;        /* graph value (is_param) */
     const char *name; /* the value's name (owned by the graph) */
-    float *data;      /* = g->values[value].init->data */
+    float *data;      /* FP32 master: = g->values[value].init->data in fp32, owned in bf16/fp16 */
     int64_t numel;
     int grad_output;  /* index into the plan's outputs */
 } ot_param;
@@ -48,6 +53,9 @@ typedef struct ot_session {
     /* full fine-tuning: a weight stored twice by the exporter (embedding and its transpose
      * for the tied output head) trains as one; the transposed copy is rebuilt at export. */
     int tied_source, tied_copy; /* value indices, -1 when none */
+    ot_dtype compute;  /* OT_F32, OT_BF16 or OT_F16 (from cfg->precision) */
+    float loss_scale;  /* fp16: the loss-gradient seed fed on each step (1 otherwise) */
+    ot_autocast_stats autocast;
 } ot_session;
 
 /* Loads the model, makes parameters (LoRA or full), attaches the loss head, differentiates,
@@ -63,7 +71,14 @@ ot_status ot_session_step(ot_session *s, const ot_batch *b, int64_t dropout_seed
 /* The mean token accuracy of the last step into *acc: returns 1, or 0 (and leaves *acc)
  * when the loss head has none (mse). */
 int ot_session_accuracy(const ot_session *s, double *acc);
-/* The gradient of parameter i from the last step (f32, valid until the next step). */
+/* The gradient of parameter i from the last step, in the compute dtype (valid until the
+ * next step). ot_session_grad is the f32 shortcut for fp32 sessions. */
+const ot_tensor *ot_session_grad_tensor(const ot_session *s, int i);
 const float *ot_session_grad(const ot_session *s, int i);
+/* After the optimizer updated the FP32 masters: rounds them into the 16-bit working copies
+ * (nothing to do in fp32). */
+void ot_session_sync_params(ot_session *s);
+/* "fp32" / "bf16" / "fp16" -> OT_F32 / OT_BF16 / OT_F16; OT_UNDEFINED otherwise. */
+ot_dtype ot_precision_dtype(const char *precision);
 
 #endif

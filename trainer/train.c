@@ -20,7 +20,9 @@
 
 #include "onnxtune/runtime.h"
 #include "trainer/adamw.h"
+#include "core/lowp.h"
 #include "trainer/checkpoint.h"
+#include "trainer/loss_scaler.h"
 #include "trainer/data.h"
 #include "trainer/rng.h"
 #include "trainer/session.h"
@@ -41,16 +43,20 @@ typedef struct {
     double t0;
 } reporter;
 
-/* acc: the step's mean token accuracy, NaN when the loss has none (mse: the key is left out). */
+/* acc: the step's mean token accuracy, NaN when the loss has none (mse: the key is left out).
+ * scale: fp16's loss scale the step ran with, 0 when there is none (the keys are left out);
+ * skipped: the step's gradients overflowed and the update was skipped. */
 static void report(reporter *r, int64_t step, int64_t total, double loss, double acc, double lr, double norm,
-                   double tokens, double tok_s, double elapsed) {
+                   double tokens, double tok_s, double elapsed, double scale, int skipped) {
     if (r->log) {
-        char acc_s[64] = "";
+        char acc_s[64] = "", scale_s[96] = "";
         if (!isnan(acc)) snprintf(acc_s, sizeof acc_s, ", \"train_mean_token_accuracy\": %.9g", acc);
+        if (scale > 0)
+            snprintf(scale_s, sizeof scale_s, ", \"loss_scale\": %.9g, \"skipped\": %s", scale, skipped ? "true" : "false");
         fprintf(r->log,
-                "{\"step\": %lld, \"total_steps\": %lld, \"loss\": %.9g%s, \"lr\": %.9g, \"grad_norm\": %.9g, "
+                "{\"step\": %lld, \"total_steps\": %lld, \"loss\": %.9g%s, \"lr\": %.9g, \"grad_norm\": %.9g%s, "
                 "\"tokens\": %.0f, \"tokens_per_s\": %.1f, \"elapsed_s\": %.3f}\n",
-                (long long)step, (long long)total, loss, acc_s, lr, norm, tokens, tok_s, elapsed);
+                (long long)step, (long long)total, loss, acc_s, lr, norm, scale_s, tokens, tok_s, elapsed);
         fflush(r->log);
     }
     double eta = step ? elapsed / (double)step * (double)(total - step) : 0;
@@ -80,10 +86,56 @@ static ot_status ensure_dir(const char *dir) {
 typedef struct {
     ot_session s;
     ot_adamw opt;
-    float **grads;   /* accumulated gradient per parameter */
-    float **params;
+    ot_loss_scaler scaler;
+    float **acc;        /* grad_accum > 1: the f32 sum of the micro-batches' gradients */
+    ot_grad_ref *grads; /* what clipping and the optimizer read: the session's gradients or acc */
+    float **params;     /* FP32 masters */
     int64_t *sizes;
 } trainer;
+
+/* acc ← g (first micro-batch) or acc ← acc + g, g in the compute dtype. */
+static void accumulate(float *acc, const ot_tensor *g, int64_t n, int first) {
+    if (first) {
+        ot_lowp_to_f32_n(acc, g->data, g->dtype, (size_t)n);
+        return;
+    }
+    float buf[4096];
+    for (int64_t k0 = 0; k0 < n; k0 += 4096) {
+        int64_t m = n - k0 < 4096 ? n - k0 : 4096;
+        const float *src = buf;
+        if (g->dtype == OT_F32) src = (const float *)g->data + k0;
+        else ot_lowp_to_f32_n(buf, (const uint16_t *)g->data + k0, g->dtype, (size_t)m);
+        for (int64_t k = 0; k < m; k++) acc[k0 + k] += src[k];
+    }
+}
+
+/* The bytes this run holds, by kind, logged once as {"memory": {...}} so `onnxtune estimate`
+ * can be checked against it: weights (every initializer, in its stored dtype), gradients (the
+ * parameter gradients the plan outputs), master (FP32 copies of 16-bit parameters), optimizer
+ * (AdamW m and v), activations (the plan's arena without the gradients), the f32
+ * accumulation buffer of grad_accum > 1. */
+static void log_memory(FILE *log, const trainer *t, const ot_train_config *cfg) {
+    const ot_session *s = &t->s;
+    double weights = 0, grads = 0, master = 0, trainable = 0;
+    for (int v = 0; v < s->g->n_values; v++)
+        if (s->g->values[v].init) weights += (double)ot_tensor_nbytes(s->g->values[v].init);
+    for (int i = 0; i < s->n_params; i++) {
+        trainable += (double)s->params[i].numel;
+        grads += (double)s->params[i].numel * (double)ot_dtype_size(s->compute);
+    }
+    if (s->compute != OT_F32) master = 4 * trainable;
+    ot_plan_stats ps;
+    ot_plan_get_stats(s->plan, &ps);
+    double activations = (double)ps.arena_bytes - grads, opt = 8 * trainable;
+    double acc = cfg->grad_accum > 1 ? 4 * trainable : 0;
+    fprintf(log,
+            "{\"memory\": {\"weights\": %.0f, \"gradients\": %.0f, \"master\": %.0f, \"optimizer\": %.0f, "
+            "\"activations\": %.0f, \"grad_accum_buffer\": %.0f, \"total\": %.0f}, \"precision\": \"%s\", "
+            "\"checkpoint_activations\": %s}\n",
+            weights, grads, master, opt, activations, acc, weights + grads + master + opt + activations + acc,
+            cfg->precision, cfg->checkpoint_activations ? "true" : "false");
+    fflush(log);
+}
 
 static ot_status save(trainer *t, const ot_train_config *cfg, int64_t step, int64_t cursor, double tokens) {
     int n = t->s.n_params;
@@ -93,8 +145,15 @@ static ot_status save(trainer *t, const ot_train_config *cfg, int64_t step, int6
         free(w), free(views);
         return ot_errorf(OT_E_NOMEM, "out of memory");
     }
+    ot_tensor *masters = calloc((size_t)n + 1, sizeof *masters);
+    if (!masters) {
+        free(w), free(views);
+        return ot_errorf(OT_E_NOMEM, "out of memory");
+    }
     for (int i = 0; i < n; i++) {
-        const ot_tensor *p = t->s.g->values[t->s.params[i].value].init;
+        const ot_tensor *p = t->s.g->values[t->s.params[i].value].init; /* for the shape */
+        masters[i] = *p, masters[i].dtype = OT_F32, masters[i].data = t->params[i], masters[i].owned = 0;
+        p = &masters[i];
         w[i].name = t->s.params[i].name;
         w[i].t = p;
         views[2 * i] = *p, views[2 * i].data = t->opt.m + t->opt.offset[i], views[2 * i].owned = 0;
@@ -110,9 +169,11 @@ static ot_status save(trainer *t, const ot_train_config *cfg, int64_t step, int6
     cJSON_AddNumberToObject(state, "cursor", (double)cursor);
     cJSON_AddNumberToObject(state, "optimizer_step", (double)t->opt.step);
     cJSON_AddNumberToObject(state, "tokens", tokens);
+    cJSON_AddStringToObject(state, "precision", cfg->precision);
+    cJSON_AddItemToObject(state, "loss_scaler", ot_loss_scaler_to_json(&t->scaler));
     ot_status st = ot_checkpoint_save(cfg->out, step, state, groups, 3, NULL);
     cJSON_Delete(state);
-    free(w), free(views);
+    free(w), free(views), free(masters);
     return st;
 }
 
@@ -154,6 +215,14 @@ static ot_status restore(trainer *t, const ot_train_config *cfg, int64_t *step, 
         *cursor = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(state, "cursor"));
         *tokens = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(state, "tokens"));
         t->opt.step = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(state, "optimizer_step"));
+        /* a checkpoint of another precision has no (or a meaningless) scaler: start afresh */
+        const cJSON *prec = cJSON_GetObjectItemCaseSensitive(state, "precision");
+        const cJSON *ls = cJSON_GetObjectItemCaseSensitive(state, "loss_scaler");
+        if (t->scaler.dynamic && ls && cJSON_IsString(prec) && !strcmp(prec->valuestring, cfg->precision))
+            st = ot_loss_scaler_from_json(&t->scaler, ls);
+        ot_session_sync_params(&t->s);
+    }
+    if (st == OT_OK) {
         fprintf(stderr, "resumed from %s at step %lld\n", ot_checkpoint_dir(ck), (long long)*step);
     }
     ot_checkpoint_close(ck);
@@ -238,21 +307,27 @@ ot_status ot_train(const ot_train_config *cfg) {
     if (st == OT_OK) st = ensure_dir(cfg->out);
     int n = t.s.n_params;
     if (st == OT_OK) {
-        t.grads = calloc((size_t)n, sizeof *t.grads);
-        t.params = calloc((size_t)n, sizeof *t.params);
-        t.sizes = calloc((size_t)n, sizeof *t.sizes);
-        if (!t.grads || !t.params || !t.sizes) st = ot_errorf(OT_E_NOMEM, "out of memory");
+        t.grads = calloc((size_t)n + 1, sizeof *t.grads);
+        t.acc = calloc((size_t)n + 1, sizeof *t.acc);
+        t.params = calloc((size_t)n + 1, sizeof *t.params);
+        t.sizes = calloc((size_t)n + 1, sizeof *t.sizes);
+        if (!t.grads || !t.acc || !t.params || !t.sizes) st = ot_errorf(OT_E_NOMEM, "out of memory");
     }
     for (int i = 0; st == OT_OK && i < n; i++) {
         t.params[i] = t.s.params[i].data;
         t.sizes[i] = t.s.params[i].numel;
-        if (!(t.grads[i] = malloc((size_t)t.sizes[i] * sizeof(float)))) st = ot_errorf(OT_E_NOMEM, "out of memory");
+        if (accum > 1 && !(t.acc[i] = malloc((size_t)t.sizes[i] * sizeof(float))))
+            st = ot_errorf(OT_E_NOMEM, "out of memory");
+        t.grads[i].data = t.acc[i];
+        t.grads[i].dtype = OT_F32;
     }
+    ot_loss_scaler_init(&t.scaler, cfg);
     ot_adamw_hparams h = {(float)cfg->adam_beta1, (float)cfg->adam_beta2, (float)cfg->adam_eps, (float)cfg->weight_decay};
     if (st == OT_OK) st = ot_adamw_init(&t.opt, &h, t.sizes, n);
     if (st == OT_OK && cfg->resume) st = restore(&t, cfg, &step, &cursor, &tokens_total);
     if (st == OT_OK && cfg->log_json && !(rep.log = fopen(cfg->log_json, "a")))
         st = ot_errorf(OT_E_IO, "cannot open --log-json '%s': %s", cfg->log_json, strerror(errno));
+    if (st == OT_OK && rep.log) log_memory(rep.log, &t, cfg);
     int64_t trainable = 0;
     for (int i = 0; t.sizes && i < n; i++) trainable += t.sizes[i];
     if (st == OT_OK)
@@ -263,6 +338,8 @@ ot_status ot_train(const ot_train_config *cfg) {
     for (; st == OT_OK && step < total; step++) {
         double loss_sum = 0, acc_sum = 0, tokens = 0;
         int has_acc = 0;
+        double scale = t.scaler.scale;
+        t.s.loss_scale = (float)scale;
         for (int64_t micro = 0; micro < accum && st == OT_OK; micro++) {
             double loss, acc = 0;
             st = ot_dataset_batch(ds, cursor, (int)mb, &batch);
@@ -274,29 +351,42 @@ ot_status ot_train(const ot_train_config *cfg) {
             acc_sum += acc;
             tokens += (double)batch.tokens;
             for (int i = 0; i < n; i++) {
-                const float *g = ot_session_grad(&t.s, i);
-                if (micro == 0) memcpy(t.grads[i], g, (size_t)t.sizes[i] * sizeof(float));
-                else
-                    for (int64_t k = 0; k < t.sizes[i]; k++) t.grads[i][k] += g[k];
+                const ot_tensor *g = ot_session_grad_tensor(&t.s, i);
+                if (accum > 1) accumulate(t.acc[i], g, t.sizes[i], micro == 0);
+                else t.grads[i].data = g->data, t.grads[i].dtype = g->dtype; /* read in place */
             }
         }
         if (st != OT_OK) break;
-        if (accum > 1) ot_grads_scale(t.grads, t.sizes, n, 1.0f / (float)accum);
-        double norm = ot_grad_global_norm((const float *const *)t.grads, t.sizes, n);
-        if (!isfinite(norm) || !isfinite(loss_sum)) {
+        if (accum > 1) ot_grads_scale(t.acc, t.sizes, n, 1.0f / (float)accum);
+        /* the loss scale comes off as the gradients are read (exact: scales are powers of 2) */
+        double unscale = 1.0 / scale;
+        double norm = ot_grad_global_norm_ref(t.grads, t.sizes, n, (float)unscale);
+        int finite = isfinite(norm) && isfinite(loss_sum);
+        int skipped = ot_loss_scaler_update(&t.scaler, finite);
+        if (!finite && !t.scaler.dynamic) {
             st = ot_errorf(OT_E_INVALID, "step %lld: the loss or gradients are not finite (loss %g, grad norm %g); "
-                           "lower --lr or check the data", (long long)step + 1, loss_sum / (double)accum, norm);
+                           "lower --lr or check the data%s", (long long)step + 1, loss_sum / (double)accum, norm,
+                           !strcmp(cfg->precision, "fp16") ? " (or use --loss-scale dynamic)" : "");
             break;
         }
-        if (cfg->max_grad_norm > 0 && norm > cfg->max_grad_norm) /* torch.nn.utils.clip_grad_norm_ */
-            ot_grads_scale(t.grads, t.sizes, n, (float)(cfg->max_grad_norm / (norm + 1e-6)));
         double lr = ot_lr_at(cfg, step, total);
-        ot_adamw_step(&t.opt, t.params, (const float *const *)t.grads, (float)lr);
+        if (!skipped) {
+            double mul = unscale;
+            if (cfg->max_grad_norm > 0 && norm > cfg->max_grad_norm) /* torch.nn.utils.clip_grad_norm_ */
+                mul = scale == 1 ? (double)(float)(cfg->max_grad_norm / (norm + 1e-6))
+                                 : unscale * (cfg->max_grad_norm / (norm + 1e-6));
+            ot_adamw_step_ref(&t.opt, t.params, t.grads, (float)mul, (float)lr);
+            ot_session_sync_params(&t.s);
+        } else {
+            fprintf(stderr, "step %lld: fp16 gradients overflowed at loss scale %g; step skipped, scale now %g\n",
+                    (long long)step + 1, scale, t.scaler.scale);
+        }
         tokens_total += tokens;
         tokens_run += tokens; /* throughput counts this process's steps only */
         double elapsed = omp_get_wtime() - t_start;
         report(&rep, step + 1, total, loss_sum / (double)accum, has_acc ? acc_sum / (double)accum : NAN, lr, norm,
-               tokens_total, elapsed > 0 ? tokens_run / elapsed : 0, omp_get_wtime() - rep.t0);
+               tokens_total, elapsed > 0 ? tokens_run / elapsed : 0, omp_get_wtime() - rep.t0,
+               !strcmp(cfg->precision, "fp16") ? scale : 0, skipped);
         /* the eval line is written before the checkpoint appears, so a watcher that sees the
          * checkpoint finds its eval line already logged */
         if (cfg->save_every && (step + 1) % cfg->save_every == 0 && step + 1 < total) {
@@ -308,8 +398,8 @@ ot_status ot_train(const ot_train_config *cfg) {
     if (st == OT_OK) st = save(&t, cfg, step, cursor, tokens_total);
     if (rep.log) fclose(rep.log);
     ot_batch_free(&batch);
-    for (int i = 0; t.grads && i < n; i++) free(t.grads[i]);
-    free(t.grads), free(t.params), free(t.sizes);
+    for (int i = 0; t.acc && i < n; i++) free(t.acc[i]);
+    free(t.acc), free(t.grads), free(t.params), free(t.sizes);
     ot_adamw_free(&t.opt);
     ot_session_free(&t.s);
     ot_dataset_close(ds);

@@ -117,6 +117,7 @@ static void check_model(const char *model) {
     CHECK_OK(join(path, sizeof path, OT_SOURCE_DIR, model_file));
     CHECK_OK(ot_config_set(&cfg, "model", path, &used));
     CHECK_OK(ot_config_set(&cfg, "full", "true", &used));
+    CHECK_OK(ot_config_set(&cfg, "precision", "fp32", &used)); /* the PyTorch reference is fp32 */
     CHECK_OK(ot_config_set(&cfg, "loss", loss_kind ? loss_kind : "causal-lm", &used));
 
     ot_batch batch;

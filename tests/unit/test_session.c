@@ -32,6 +32,8 @@ static void test_lora_gradients(void) {
     ot_train_config cfg;
     ot_config_defaults(&cfg);
     cfg.model = strdup(OT_SOURCE_DIR "/tests/models/gpt2_tiny.onnx");
+    free(cfg.precision);
+    cfg.precision = strdup("fp32"); /* finite differences need f32 */
     cfg.lora_r = 4;
     ot_session s;
     ot_batch b = make_batch(2, 8, 256);
