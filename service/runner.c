@@ -396,12 +396,12 @@ ot_status ot_runner_start(ot_store *st, const char *data_dir, const char *onnxtu
     }
     for (int i = 0; i < workers; i++) {
         worker_arg *a = malloc(sizeof *a);
+        if (a) a->r = r, a->idx = i; /* before the thread starts: it reads them at once */
         if (!a || pthread_create(&r->threads[i], NULL, worker, a) != 0) {
             if (a) free(a);
             ot_runner_stop(r);
             return ot_errorf(OT_E_IO, "runner: cannot start worker thread %d", i);
         }
-        a->r = r, a->idx = i;
         r->started++;
     }
     *out = r;
