@@ -77,7 +77,7 @@ int ot_cmd_run(int argc, char **argv) {
         const char *f = cfg.export_formats.v[i];
         snprintf(path, sizeof path, "%s/%s", dir,
                  !strcmp(f, "onnx") ? "model.onnx" : !strcmp(f, "safetensors") ? "model.safetensors" : "adapter");
-        if (ot_export_checkpoint(cfg.out, f, path) != OT_OK) rc = ot_cli_fail("export %s: %s", f, ot_last_error());
+        if (ot_export_checkpoint(cfg.out, f, cfg.export_dtype, path) != OT_OK) rc = ot_cli_fail("export %s: %s", f, ot_last_error());
         else printf("exported %s -> %s\n", f, path);
     }
     ot_config_free(&cfg);

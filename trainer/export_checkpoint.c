@@ -20,6 +20,31 @@
 
 static ot_status transpose2d(const ot_tensor *w, ot_tensor **out);
 
+/* --export-dtype: OT_UNDEFINED for as-source (the model's own dtypes). */
+static ot_status export_dtype_of(const char *name, ot_dtype *dt) {
+    *dt = OT_UNDEFINED;
+    if (!name || !strcmp(name, "as-source")) return OT_OK;
+    *dt = ot_precision_dtype(name);
+    if (*dt == OT_UNDEFINED || !strcmp(name, "auto"))
+        return ot_errorf(OT_E_INVALID, "--export-dtype must be as-source, fp32, bf16 or fp16, got '%s'", name);
+    return OT_OK;
+}
+
+/* Replaces every float tensor of t[0..n) whose dtype is not dt by a converted copy (round to
+ * nearest even), owned through *owned (grown by up to n). */
+static ot_status convert_for_export(ot_named_tensor *t, int n, ot_dtype dt, ot_tensor **owned, int *n_owned) {
+    for (int i = 0; i < n; i++) {
+        const ot_tensor *w = t[i].t;
+        if (dt == OT_UNDEFINED || !ot_dtype_is_float(w->dtype) || w->dtype == dt) continue;
+        ot_tensor *c;
+        OT_TRY(ot_tensor_new(&c, dt, w->ndim, w->dims));
+        ot_convert(c->data, dt, w->data, w->dtype, (size_t)ot_tensor_numel(w));
+        owned[(*n_owned)++] = c;
+        t[i].t = c;
+    }
+    return OT_OK;
+}
+
 /* W' for every adapted weight (LoRA), or every trained weight (full; plus the tied copy). */
 static ot_status weight_updates(const ot_session *s, ot_named_tensor **out, int *n_out, ot_tensor ***owned, int *n_owned) {
     const ot_graph *g = s->g;
@@ -50,20 +75,35 @@ static ot_status weight_updates(const ot_session *s, ot_named_tensor **out, int 
     return st;
 }
 
-static ot_status export_peft(const ot_session *s, const char *out) {
-    ot_peft_adapter *a = calloc((size_t)s->n_adapters + 1, sizeof *a);
-    if (!a) return ot_errorf(OT_E_NOMEM, "out of memory");
-    for (int i = 0; i < s->n_adapters; i++) {
+static ot_status export_peft(const ot_session *s, ot_dtype dt, const char *out) {
+    int n = s->n_adapters;
+    ot_peft_adapter *a = calloc((size_t)n + 1, sizeof *a);
+    ot_named_tensor *ab = calloc(2 * (size_t)n + 1, sizeof *ab);
+    ot_tensor **own = calloc(2 * (size_t)n + 1, sizeof *own);
+    int n_own = 0;
+    ot_status st = a && ab && own ? OT_OK : ot_errorf(OT_E_NOMEM, "out of memory");
+    for (int i = 0; st == OT_OK && i < n; i++) {
+        ab[2 * i].t = s->g->values[s->adapters[i].a].init;
+        ab[2 * i + 1].t = s->g->values[s->adapters[i].b].init;
+    }
+    if (st == OT_OK) st = convert_for_export(ab, 2 * n, dt, own, &n_own);
+    for (int i = 0; st == OT_OK && i < n; i++) {
         a[i].module = s->adapters[i].module;
-        a[i].a = s->g->values[s->adapters[i].a].init;
-        a[i].b = s->g->values[s->adapters[i].b].init;
+        a[i].a = ab[2 * i].t;
+        a[i].b = ab[2 * i + 1].t;
+    }
+    if (st != OT_OK) {
+        for (int i = 0; i < n_own; i++) ot_tensor_free(own[i]);
+        free(a), free(ab), free(own);
+        return st;
     }
     const ot_train_config *c = s->cfg;
     ot_peft_config pc = {(int)c->lora_r, (float)c->lora_alpha, (float)c->lora_dropout, c->lora_rslora,
                          (const char *const *)c->lora_targets.v, c->lora_targets.n, c->model,
                          !strcmp(c->loss, "causal-lm") ? "CAUSAL_LM" : !strcmp(c->loss, "cross-entropy") ? "SEQ_CLS" : NULL};
-    ot_status st = ot_export_peft(out, a, s->n_adapters, &pc);
-    free(a);
+    st = ot_export_peft(out, a, s->n_adapters, &pc);
+    for (int i = 0; i < n_own; i++) ot_tensor_free(own[i]);
+    free(a), free(ab), free(own);
     return st;
 }
 
@@ -84,7 +124,7 @@ static ot_status transpose2d(const ot_tensor *w, ot_tensor **out) {
  * renamed and stored [in, out] ("onnx::MatMul_12") is written in PyTorch's nn.Linear layout
  * [out, in]; one already named by its module keeps the layout its model stores (a Hugging
  * Face gpt2's Conv1D is [in, out], and HF loaders expect exactly that). */
-static ot_status export_safetensors(const ot_session *s, const ot_named_tensor *u, int n_u, const char *out) {
+static ot_status export_safetensors(const ot_session *s, const ot_named_tensor *u, int n_u, ot_dtype dt, const char *out) {
     const ot_graph *g = s->g;
     ot_linear *lin;
     int n_lin;
@@ -121,9 +161,14 @@ static ot_status export_safetensors(const ot_session *s, const ot_named_tensor *
         n++;
     }
     const char *meta[4] = {"format", "pt", "base_model", s->cfg->model};
+    ot_tensor **conv = calloc((size_t)n + 1, sizeof *conv);
+    int n_conv = 0;
+    if (st == OT_OK && !conv) st = ot_errorf(OT_E_NOMEM, "out of memory");
+    if (st == OT_OK) st = convert_for_export(t, n, dt, conv, &n_conv);
     if (st == OT_OK) st = ot_safetensors_write(out, t, n, meta, 2);
+    for (int i = 0; i < n_conv; i++) ot_tensor_free(conv[i]);
     for (int i = 0; i < n; i++) free(names[i]), ot_tensor_free(own[i]);
-    free(names), free(own), free(t);
+    free(conv), free(names), free(own), free(t);
     ot_linears_free(lin, n_lin);
     return st;
 }
@@ -167,8 +212,25 @@ static ot_status overlay_updates(const ot_session *s, ot_named_tensor **u, int *
     return OT_OK;
 }
 
-static ot_status export_onnx(const ot_session *s, ot_named_tensor **u, int *n_u, const char *out) {
+/* The ONNX export rewrites weights inside the model's own graph, whose ops and value types
+ * are declared in the source dtype: another dtype would need the whole graph converted. */
+static ot_status check_onnx_dtype(const ot_session *s, ot_dtype dt) {
+    if (dt == OT_UNDEFINED) return OT_OK;
+    const ot_graph *g = s->g;
+    for (int v = 0; v < g->n_values; v++) {
+        const ot_tensor *w = g->values[v].init;
+        if (w && ot_dtype_is_float(w->dtype) && w->dtype != dt && strncmp(g->values[v].name, "ot.", 3) != 0)
+            return ot_errorf(OT_E_UNSUPPORTED,
+                             "--export-dtype %s: the ONNX export keeps the model's own dtypes (weight '%s' is %s); "
+                             "use it with --export safetensors or peft, or export onnx with --export-dtype as-source",
+                             ot_dtype_name(dt), g->values[v].name, ot_dtype_name(w->dtype));
+    }
+    return OT_OK;
+}
+
+static ot_status export_onnx(const ot_session *s, ot_named_tensor **u, int *n_u, ot_dtype dt, const char *out) {
     const ot_train_config *c = s->cfg;
+    OT_TRY(check_onnx_dtype(s, dt));
     char *src = NULL;
     OT_TRY(source_onnx(c->model, &src));
     ot_status st = OT_OK;
@@ -187,7 +249,7 @@ static ot_status export_onnx(const ot_session *s, ot_named_tensor **u, int *n_u,
     return st;
 }
 
-ot_status ot_export_checkpoint(const char *checkpoint, const char *format, const char *out) {
+ot_status ot_export_checkpoint(const char *checkpoint, const char *format, const char *dtype, const char *out) {
     ot_checkpoint *ck;
     OT_TRY(ot_checkpoint_open(checkpoint, &ck));
     ot_train_config cfg;
@@ -200,6 +262,8 @@ ot_status ot_export_checkpoint(const char *checkpoint, const char *format, const
     const cJSON *saved = cJSON_GetObjectItemCaseSensitive(ot_checkpoint_state(ck), "config");
     ot_status st = ot_config_apply_json(&cfg, saved, "checkpoint config");
     if (st == OT_OK && !cfg.model) st = ot_errorf(OT_E_INVALID, "checkpoint '%s' names no model", checkpoint);
+    ot_dtype dt = OT_UNDEFINED;
+    if (st == OT_OK) st = export_dtype_of(dtype ? dtype : cfg.export_dtype, &dt);
     if (st == OT_OK) st = ot_session_build_params(&s, &cfg);
     for (int i = 0; st == OT_OK && i < s.n_params; i++) {
         const ot_tensor *x = ot_checkpoint_tensor(ck, "trainable", s.params[i].name);
@@ -211,11 +275,11 @@ ot_status ot_export_checkpoint(const char *checkpoint, const char *format, const
     }
     if (st == OT_OK && !strcmp(format, "peft")) {
         st = cfg.full ? ot_errorf(OT_E_INVALID, "--format peft needs a LoRA checkpoint; this one is full fine-tuning")
-                      : export_peft(&s, out);
+                      : export_peft(&s, dt, out);
     } else if (st == OT_OK && (!strcmp(format, "onnx") || !strcmp(format, "safetensors"))) {
         st = weight_updates(&s, &u, &n_u, &own, &n_own);
         if (st == OT_OK)
-            st = !strcmp(format, "onnx") ? export_onnx(&s, &u, &n_u, out) : export_safetensors(&s, u, n_u, out);
+            st = !strcmp(format, "onnx") ? export_onnx(&s, &u, &n_u, dt, out) : export_safetensors(&s, u, n_u, dt, out);
     } else if (st == OT_OK) {
         st = ot_errorf(OT_E_INVALID, "unknown export format '%s' (onnx, safetensors, peft)", format);
     }

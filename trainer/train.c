@@ -331,9 +331,13 @@ ot_status ot_train(const ot_train_config *cfg) {
     int64_t trainable = 0;
     for (int i = 0; t.sizes && i < n; i++) trainable += t.sizes[i];
     if (st == OT_OK)
-        fprintf(stderr, "training %lld parameters in %d tensors (%s), %lld steps of %lld samples (%lld x %lld)\n",
+        fprintf(stderr, "training %lld parameters in %d tensors (%s), %lld steps of %lld samples (%lld x %lld), %s\n",
                 (long long)trainable, n, cfg->full ? "full" : "LoRA", (long long)total, (long long)cfg->batch_size,
-                (long long)mb, (long long)accum);
+                (long long)mb, (long long)accum, cfg->precision);
+    if (st == OT_OK && t.s.compute != OT_F32)
+        fprintf(stderr, "%s: %d weights stored in 16 bits (%.1f MB saved), %d nodes run on 16-bit tensors, %d in f32 "
+                "between %d Casts\n", cfg->precision, t.s.autocast.n_weights, (double)t.s.autocast.weight_bytes_saved / 1e6,
+                t.s.autocast.n_native, t.s.autocast.n_wrapped, t.s.autocast.n_casts);
     double t_start = omp_get_wtime(), tokens_run = 0;
     for (; st == OT_OK && step < total; step++) {
         double loss_sum = 0, acc_sum = 0, tokens = 0;

@@ -16,6 +16,6 @@ double ot_lr_at(const ot_train_config *cfg, int64_t step, int64_t total);
 /* Exports a checkpoint (a step directory or a run directory) as "onnx" (the original graph
  * with merged weights), "safetensors" (merged weights by module name) or "peft" (the
  * adapter directory) to `out`. */
-ot_status ot_export_checkpoint(const char *checkpoint, const char *format, const char *out);
+ot_status ot_export_checkpoint(const char *checkpoint, const char *format, const char *dtype, const char *out);
 
 #endif

@@ -86,7 +86,8 @@ def base_args(out, log=None, steps=6, **over):
     opts = {"--model": GPT2, "--data": DATA, "--out": out, "--lora-init": LORA_INIT, "--lora-r": 4,
             "--lora-alpha": 8, "--lora-targets": "all-linear", "--steps": steps, "--batch-size": 4,
             "--micro-batch-size": 2, "--lr": "1e-3", "--weight-decay": 0.01, "--lr-schedule": "constant",
-            "--max-grad-norm": 1, "--seq-len": 16, "--lora-dropout": 0}
+            "--max-grad-norm": 1, "--seq-len": 16, "--lora-dropout": 0,
+            "--precision": "fp32"}  # the PyTorch reference is fp32 (bf16/fp16: tests/e2e/test_precision.py)
     if log:
         opts["--log-json"] = log
     for k, v in over.items():
@@ -103,10 +104,12 @@ def train(out, log=None, steps=6, **over):
 
 
 def read_log(path):
-    """[(parsed record, raw line)] of a --log-json file."""
+    """[(parsed record, raw line)] of the step and eval lines of a --log-json file (the run's
+    one {"memory": ...} line, checked by test_estimate.py, is left out)."""
     with open(path) as f:
         lines = [ln.rstrip("\n") for ln in f if ln.strip()]
-    return [(json.loads(ln), ln) for ln in lines]
+    recs = [(json.loads(ln), ln) for ln in lines]
+    return [(r, ln) for r, ln in recs if "step" in r]
 
 
 def raw_field(line, key):

@@ -109,6 +109,7 @@ def cli_reference(tmp_path_factory):
     assert proc.returncode == 0, "onnxtune run failed: %s" % proc.stderr
     with open(d / "log.jsonl") as f:
         log = [json.loads(line) for line in f if line.strip()]
+    log = [r for r in log if "step" in r]  # step lines; not the run's one {"memory": ...} line
     return log, str(d / "out" / "export" / "model.onnx")
 
 

@@ -1,0 +1,152 @@
+/* test_autocast.c — the mixed-precision graph pass (runtime/autocast.c) on hand-built graphs:
+ * which weights and constants become 16-bit, that an op without 16-bit kernels (Einsum) runs in
+ * f32 between Casts whose temporaries feed exactly one node, that outputs take the new dtype,
+ * and that the result stays within the rounding the 16-bit type implies of the f32 graph. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/graph.h"
+#include "core/lowp.h"
+#include "onnxtune/runtime.h"
+#include "ot_test.h"
+#include "runtime/autocast.h"
+
+static int val(ot_graph *g, const char *name) {
+    int v = -1;
+    if (ot_graph_value(g, name, &v) != OT_OK) abort();
+    return v;
+}
+
+static int node(ot_graph *g, const char *op, const char *name, const char **in, int n_in, const char *out) {
+    int iv[4], ov = val(g, out), idx;
+    for (int i = 0; i < n_in; i++) iv[i] = val(g, in[i]);
+    if (ot_graph_add_node(g, op, "", name, iv, n_in, &ov, 1, &idx) != OT_OK) abort();
+    return idx;
+}
+
+static void add_f32(ot_graph *g, const char *name, int ndim, const int64_t *dims, const float *data) {
+    int v = val(g, name);
+    if (ot_tensor_new(&g->values[v].init, OT_F32, ndim, dims) != OT_OK) abort();
+    memcpy(g->values[v].init->data, data, ot_tensor_nbytes(g->values[v].init));
+    g->values[v].dtype = OT_F32;
+}
+
+/* x [4, 8] -> h = Einsum("ij,jk->ik", x, W [8, 6]); y = h + 1e-5; z = y * 2 (output). */
+static ot_graph *make_graph(const float *w) {
+    ot_graph *g;
+    if (ot_graph_new(&g) != OT_OK) abort();
+    ot_graph_add_opset(g, "", 17);
+    int x = val(g, "x");
+    g->values[x].is_input = 1;
+    g->values[x].dtype = OT_F32;
+    g->values[x].ndim = 2;
+    g->values[x].dims[0] = 4, g->values[x].dims[1] = 8;
+    g->inputs = malloc(sizeof(int));
+    g->inputs[0] = x;
+    g->n_inputs = 1;
+    float eps = 1e-5f, two = 2.0f;
+    add_f32(g, "W", 2, (int64_t[]){8, 6}, w);
+    add_f32(g, "eps", 0, NULL, &eps);
+    add_f32(g, "two", 0, NULL, &two);
+    int e = node(g, "Einsum", "einsum", (const char *[]){"x", "W"}, 2, "h");
+    ot_node *en = &g->nodes[e];
+    en->attrs = calloc(1, sizeof(ot_attr));
+    en->attrs[0].name = strdup("equation");
+    en->attrs[0].type = OT_ATTR_STRING;
+    en->attrs[0].s = strdup("ij,jk->ik");
+    en->n_attrs = 1;
+    node(g, "Add", "add_eps", (const char *[]){"h", "eps"}, 2, "y");
+    node(g, "Mul", "mul_two", (const char *[]){"y", "two"}, 2, "z");
+    int z = val(g, "z");
+    g->values[z].is_output = 1;
+    g->values[z].dtype = OT_F32;
+    g->outputs = malloc(sizeof(int));
+    g->outputs[0] = z;
+    g->n_outputs = 1;
+    if (ot_graph_toposort(g) != OT_OK) abort();
+    return g;
+}
+
+static void run(ot_graph *g, const ot_tensor *x, float *out, ot_dtype *dt) {
+    ot_plan *p = NULL;
+    const ot_tensor *in[1] = {x};
+    CHECK_OK(ot_plan_create(g, in, &p));
+    if (!p) return;
+    ot_tensor y[1];
+    CHECK_OK(ot_plan_run(p, in, y));
+    *dt = y[0].dtype;
+    ot_lowp_to_f32_n(out, y[0].data, y[0].dtype, 24);
+    ot_plan_free(p);
+}
+
+static void check_lowp(ot_dtype lowp) {
+    float w[48], ref[24], got[24];
+    for (int i = 0; i < 48; i++) w[i] = (float)sin(0.7 * i) * 0.5f;
+    ot_tensor *x;
+    CHECK_OK(ot_tensor_new(&x, OT_F32, 2, (int64_t[]){4, 8}));
+    for (int i = 0; i < 32; i++) ((float *)x->data)[i] = (float)cos(0.3 * i);
+
+    ot_graph *g32 = make_graph(w), *g = make_graph(w);
+    ot_dtype dt;
+    run(g32, x, ref, &dt);
+    CHECK(dt == OT_F32);
+
+    unsigned char *mask = calloc((size_t)g->n_values, 1);
+    mask[ot_graph_find(g, "W")] = 1; /* the weight; eps and two are constants */
+    const ot_tensor *in[1] = {x};
+    ot_autocast_stats st;
+    CHECK_OK(ot_autocast(g, in, lowp, mask, &st));
+    free(mask);
+    CHECK(st.n_weights == 1 && st.weight_bytes_saved == 48 * 2);
+    CHECK(g->values[ot_graph_find(g, "W")].init->dtype == lowp);
+    CHECK(g->values[ot_graph_find(g, "eps")].init->dtype == OT_F32); /* 1e-5 is not exact in 16 bits */
+    CHECK(g->values[g->outputs[0]].dtype == lowp);
+    CHECK(st.n_wrapped >= 1); /* Einsum has no 16-bit kernel */
+
+    /* Every f32 temporary the pass made is read by exactly one node (it lives one step). */
+    for (int v = 0; v < g->n_values; v++) {
+        if (!strstr(g->values[v].name, "/f32")) continue;
+        int readers = 0;
+        for (int n = 0; n < g->n_nodes; n++)
+            for (int k = 0; k < g->nodes[n].n_in; k++) readers += g->nodes[n].in[k] == v;
+        CHECK(readers == 1);
+    }
+    /* The Einsum itself reads f32 operands. */
+    for (int n = 0; n < g->n_nodes; n++)
+        if (!strcmp(g->nodes[n].op_type, "Einsum")) CHECK(strstr(g->values[g->nodes[n].in[1]].name, "/f32") != NULL);
+
+    run(g, x, got, &dt);
+    CHECK(dt == lowp);
+    /* W rounded (rel 2^-p each), the Einsum output, y and z rounded: 4 roundings of unit
+     * 2^-p (p = 8 bf16, 11 f16) relative to the row's magnitude bound Σ|x||w| <= 8·0.5. */
+    double u = lowp == OT_BF16 ? 1.0 / 256 : 1.0 / 2048, worst = 0;
+    for (int i = 0; i < 24; i++) worst = fmax(worst, fabs(got[i] - ref[i]));
+    CHECK(worst <= 4 * u * 2 * 4.0);
+    CHECK(worst > 0); /* it did compute in 16 bits */
+    ot_graph_free(g32);
+    ot_graph_free(g);
+    ot_tensor_free(x);
+}
+
+static void test_rejects_f32(void) {
+    ot_graph *g = make_graph((float[48]){0});
+    ot_tensor *x;
+    CHECK_OK(ot_tensor_new(&x, OT_F32, 2, (int64_t[]){4, 8}));
+    const ot_tensor *in[1] = {x};
+    unsigned char *mask = calloc((size_t)g->n_values, 1);
+    CHECK(ot_autocast(g, in, OT_F32, mask, NULL) == OT_E_INVALID);
+    free(mask);
+    ot_graph_free(g);
+    ot_tensor_free(x);
+}
+
+static void test_bf16(void) { check_lowp(OT_BF16); }
+static void test_f16(void) { check_lowp(OT_F16); }
+
+int main(void) {
+    OT_RUN(test_bf16);
+    OT_RUN(test_f16);
+    OT_RUN(test_rejects_f32);
+    return OT_TEST_EXIT();
+}
