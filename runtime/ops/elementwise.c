@@ -15,6 +15,7 @@
  * small int64 shape arithmetic of exported graphs stays single-threaded. */
 #include "elementwise.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,6 +53,63 @@ void ot_ew_apply(const ot_tensor *const *xs, int nx, ot_tensor *y, ot_ew_fn fn, 
             j = 0;
         }
     }
+}
+
+/* ---- 16-bit operands: f32 segment functions on converted blocks ---- */
+
+#define EW_LOWP_BLOCK 256
+
+typedef struct ew_lowp_op {
+    ot_ew_fn fn;   /* the op's f32 segment function */
+    const void *p; /* its op data */
+    int nx;
+    ot_dtype xt[OT_BCAST_MAX], yt;
+} ew_lowp_op;
+
+static void ew_lowp_seg(void *yv, const void *const *xv, const int64_t *s, int64_t n, const void *pv) {
+    const ew_lowp_op *op = pv;
+    float xb[OT_BCAST_MAX][EW_LOWP_BLOCK], yb[EW_LOWP_BLOCK];
+    float x0[OT_BCAST_MAX]; /* broadcast (stride 0) 16-bit operands, converted once */
+    for (int k = 0; k < op->nx; k++)
+        if (s[k] == 0 && ot_dtype_is_lowp(op->xt[k])) ot_lowp_to_f32_n(&x0[k], xv[k], op->xt[k], 1);
+    for (int64_t i0 = 0; i0 < n; i0 += EW_LOWP_BLOCK) {
+        const int64_t m = n - i0 < EW_LOWP_BLOCK ? n - i0 : EW_LOWP_BLOCK;
+        const void *xp[OT_BCAST_MAX];
+        int64_t xs[OT_BCAST_MAX];
+        for (int k = 0; k < op->nx; k++) {
+            const ot_dtype t = op->xt[k];
+            if (!ot_dtype_is_lowp(t)) { /* f32 (or any other dtype the f32 function reads) */
+                xp[k] = (const char *)xv[k] + (size_t)(i0 * s[k]) * ot_dtype_size(t);
+                xs[k] = s[k];
+            } else if (s[k] == 0) {
+                xp[k] = &x0[k];
+                xs[k] = 0;
+            } else {
+                const uint16_t *src = (const uint16_t *)xv[k] + i0 * s[k];
+                if (s[k] == 1) {
+                    ot_lowp_to_f32_n(xb[k], src, t, (size_t)m);
+                } else {
+                    for (int64_t i = 0; i < m; i++)
+                        xb[k][i] = t == OT_BF16 ? ot_bf16_to_f32(src[i * s[k]]) : ot_f16_to_f32(src[i * s[k]]);
+                }
+                xp[k] = xb[k];
+                xs[k] = 1;
+            }
+        }
+        op->fn(yb, xp, xs, m, op->p);
+        ot_f32_to_lowp_n((uint16_t *)yv + i0, op->yt, yb, (size_t)m);
+    }
+}
+
+void ot_ew_apply_lowp(const ot_tensor *const *xs, int nx, ot_tensor *y, ot_ew_fn f32fn, const void *p, int cost) {
+    ew_lowp_op op = {.fn = f32fn, .p = p, .nx = nx, .yt = y->dtype};
+    for (int k = 0; k < nx; k++) op.xt[k] = xs[k]->dtype;
+    ot_ew_apply(xs, nx, y, ew_lowp_seg, &op, cost);
+}
+
+void ot_ew_run(const ot_tensor *const *xs, int nx, ot_tensor *y, ot_ew_fn fn, const void *p, int cost) {
+    if (ot_dtype_is_lowp(y->dtype)) ot_ew_apply_lowp(xs, nx, y, fn, p, cost);
+    else ot_ew_apply(xs, nx, y, fn, p, cost);
 }
 
 ot_status ot_ew_check_dtype(const ot_op_ctx *c, int i, const ot_ew_fn *table) {

@@ -96,6 +96,17 @@ typedef void (*ot_ew_fn)(void *y, const void *const *x, const int64_t *s, int64_
  * no-op. Cannot fail. */
 void ot_ew_apply(const ot_tensor *const *xs, int nx, ot_tensor *y, ot_ew_fn fn, const void *p, int cost);
 
+/* 16-bit floats (bf16, f16): an op supports them by listing its f32 segment function under
+ * OT_BF16 and OT_F16 in its table (OT_EW_LOWP), and running through ot_ew_run, which sends
+ * 16-bit outputs to ot_ew_apply_lowp: operands are converted to f32 in blocks (operands
+ * already f32 pass through), the f32 segment function computes the block, and each output
+ * element is rounded once to y's dtype (nearest-even). Results are bit-identical to the f32
+ * kernel on the converted inputs followed by one conversion of the output. */
+#define OT_EW_LOWP(f32fn) [OT_BF16] = f32fn, [OT_F16] = f32fn
+void ot_ew_apply_lowp(const ot_tensor *const *xs, int nx, ot_tensor *y, ot_ew_fn f32fn, const void *p, int cost);
+/* ot_ew_apply, or ot_ew_apply_lowp when y is 16-bit. */
+void ot_ew_run(const ot_tensor *const *xs, int nx, ot_tensor *y, ot_ew_fn fn, const void *p, int cost);
+
 /* Fails with OT_E_UNSUPPORTED unless table[input i's dtype] is set; the message lists the
  * dtypes the table supports. */
 ot_status ot_ew_check_dtype(const ot_op_ctx *c, int i, const ot_ew_fn *table);

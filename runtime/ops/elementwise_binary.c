@@ -4,7 +4,9 @@
  * vector). Accumulation rule: y is written with `=`. Dtypes: Add/Sub/Mul/Div take float32,
  * float64, int8, uint8, int32, int64 (A and B the same). Pow takes a float32, float64, int32
  * or int64 base with an exponent of any numeric dtype (ONNX allows the mix); y has the base's
- * dtype. float16 and bfloat16 are rejected at plan time for now.
+ * dtype. Add/Sub/Mul/Div also take bfloat16 and float16 (A and B the same), and Pow a 16-bit
+base with an exponent of any numeric dtype (converted to f32): computed by the f32 kernels on
+operands converted to f32, each output rounded once to the 16-bit type (ot_ew_apply_lowp).
  *
  * Integer semantics: Add/Sub/Mul wrap (two's complement, computed unsigned: no UB). Div
  * truncates toward zero like C; INT_MIN / -1 wraps to INT_MIN (ONNX Runtime traps there). A
@@ -34,6 +36,7 @@
     static const ot_ew_fn op##_tab[OT_EW_NDT] = {                             \
         [OT_F32] = op##_f32, [OT_F64] = op##_f64, [OT_I8] = op##_i8,          \
         [OT_U8] = op##_u8,   [OT_I32] = op##_i32, [OT_I64] = op##_i64,        \
+        OT_EW_LOWP(op##_f32),                                                 \
     };
 
 #define ADD_I(T, U) ((T)(U)((U)a + (U)b))
@@ -55,7 +58,7 @@ static ot_status check_binary(const ot_op_ctx *c, const ot_ew_fn *tab) {
 
 static ot_status run_binary(ot_op_ctx *c, const ot_ew_fn *tab, int cost) {
     OT_TRY(check_binary(c, tab));
-    ot_ew_apply(c->in, 2, c->out[0], tab[c->in[0]->dtype], NULL, cost);
+    ot_ew_run(c->in, 2, c->out[0], tab[c->in[0]->dtype], NULL, cost);
     return OT_OK;
 }
 
@@ -86,7 +89,7 @@ ot_status ot_ew_div_cpu(ot_op_ctx *c) {
             return ot_errorf(OT_E_INVALID, "%s: integer division by zero (divisor element %lld is 0)",
                              ot_op_label(c), (long long)bad);
     }
-    ot_ew_apply(c->in, 2, c->out[0], div_tab[d->dtype], NULL, OT_EW_DIV);
+    ot_ew_run(c->in, 2, c->out[0], div_tab[d->dtype], NULL, OT_EW_DIV);
     return OT_OK;
 }
 
@@ -150,7 +153,7 @@ EW_POW_F(pow_f64, double, double, pow, sqrt)
 
 /* Base dtypes Pow accepts (the table only serves dtype checks and their messages). */
 static const ot_ew_fn pow_tab[OT_EW_NDT] = {
-    [OT_F32] = pow_f32, [OT_F64] = pow_f64, [OT_I32] = pow_i32_i, [OT_I64] = pow_i64_i,
+    [OT_F32] = pow_f32, [OT_F64] = pow_f64, [OT_I32] = pow_i32_i, [OT_I64] = pow_i64_i, OT_EW_LOWP(pow_f32),
 };
 
 static ot_status pow_check_exponent(const ot_op_ctx *c) {
@@ -181,6 +184,8 @@ ot_status ot_ew_pow_cpu(ot_op_ctx *c) {
     ot_ew_fn fn;
     ot_dtype want; /* the exponent dtype fn reads */
     switch (x->dtype) {
+    case OT_BF16: /* 16-bit base: pow_f32 on converted blocks, the exponent as f32 */
+    case OT_F16: fn = pow_f32, want = OT_F32; break;
     case OT_F32:
         fn = e->dtype == OT_F32 ? pow_f32 : pow_f32_d;
         want = e->dtype == OT_F32 ? OT_F32 : OT_F64;
@@ -201,7 +206,7 @@ ot_status ot_ew_pow_cpu(ot_op_ctx *c) {
         ec.owned = 0;
     }
     const ot_tensor *xs[2] = {x, &ec};
-    ot_ew_apply(xs, 2, c->out[0], fn, NULL, OT_EW_TRANS);
+    ot_ew_run(xs, 2, c->out[0], fn, NULL, OT_EW_TRANS);
     free(tmp);
     return OT_OK;
 }

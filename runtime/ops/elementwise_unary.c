@@ -2,8 +2,8 @@
  *
  * Shapes: y has x's shape and dtype (x may be empty). Accumulation rule: y is written with
  * `=`. Dtypes: float32 and float64 for all; Neg and Relu also int8/int32/int64, Abs also
- * uint8. Integer Neg/Abs wrap (Neg(INT_MIN) = INT_MIN, as ONNX Runtime gives). float16 and
- * bfloat16 are rejected at plan time for now.
+ * uint8. Integer Neg/Abs wrap (Neg(INT_MIN) = INT_MIN, as ONNX Runtime gives). bfloat16 and
+ * float16 run the f32 kernels on converted blocks, one rounding per output (ot_ew_apply_lowp).
  *
  * Numerics: Tanh (f32) is a rational approximation within 4e-7 relative (tanh_f); Erf is libm's erff (what ONNX Runtime's reference matches to ~1 ulp); Sigmoid is
  * computed from exp(-|x|) so it neither overflows nor loses the small tail for large |x|;
@@ -16,7 +16,7 @@
 #define EW_UNARY_F(op, EXPR_F, EXPR_D)           \
     OT_EW_SEG1(op##_f32, float, float, EXPR_F)   \
     OT_EW_SEG1(op##_f64, double, double, EXPR_D) \
-    static const ot_ew_fn op##_tab[OT_EW_NDT] = {[OT_F32] = op##_f32, [OT_F64] = op##_f64};
+    static const ot_ew_fn op##_tab[OT_EW_NDT] = {[OT_F32] = op##_f32, [OT_F64] = op##_f64, OT_EW_LOWP(op##_f32)};
 
 /* tanh for f32 as a [13/6] rational function of x (Eigen's fast tanh coefficients), clamped
  * where tanh rounds to ±1 and exact (x) for tiny |x|: max relative error 4e-7 over every
@@ -66,6 +66,7 @@ OT_EW_SEG1(neg_i32, int32_t, int32_t, EW_INEG(int32_t, uint32_t))
 OT_EW_SEG1(neg_i64, int64_t, int64_t, EW_INEG(int64_t, uint64_t))
 static const ot_ew_fn neg_tab[OT_EW_NDT] = {
     [OT_F32] = neg_f32, [OT_F64] = neg_f64, [OT_I8] = neg_i8, [OT_I32] = neg_i32, [OT_I64] = neg_i64,
+    OT_EW_LOWP(neg_f32),
 };
 
 OT_EW_SEG1(abs_f32, float, float, fabsf(a))
@@ -76,7 +77,7 @@ OT_EW_SEG1(abs_i32, int32_t, int32_t, a < 0 ? EW_INEG(int32_t, uint32_t) : a)
 OT_EW_SEG1(abs_i64, int64_t, int64_t, a < 0 ? EW_INEG(int64_t, uint64_t) : a)
 static const ot_ew_fn abs_tab[OT_EW_NDT] = {
     [OT_F32] = abs_f32, [OT_F64] = abs_f64, [OT_I8] = abs_i8,
-    [OT_U8] = abs_u8,   [OT_I32] = abs_i32, [OT_I64] = abs_i64,
+    [OT_U8] = abs_u8,   [OT_I32] = abs_i32, [OT_I64] = abs_i64, OT_EW_LOWP(abs_f32),
 };
 
 OT_EW_SEG1(relu_f32, float, float, a < 0 ? 0.0f : a)
@@ -86,12 +87,13 @@ OT_EW_SEG1(relu_i32, int32_t, int32_t, a < 0 ? 0 : a)
 OT_EW_SEG1(relu_i64, int64_t, int64_t, a < 0 ? 0 : a)
 static const ot_ew_fn relu_tab[OT_EW_NDT] = {
     [OT_F32] = relu_f32, [OT_F64] = relu_f64, [OT_I8] = relu_i8, [OT_I32] = relu_i32, [OT_I64] = relu_i64,
+    OT_EW_LOWP(relu_f32),
 };
 
 static ot_status run_unary(ot_op_ctx *c, const ot_ew_fn *tab, int cost) {
     OT_TRY(ot_check_input(c, 0, OT_UNDEFINED));
     OT_TRY(ot_ew_check_dtype(c, 0, tab));
-    ot_ew_apply(c->in, 1, c->out[0], tab[c->in[0]->dtype], NULL, cost);
+    ot_ew_run(c->in, 1, c->out[0], tab[c->in[0]->dtype], NULL, cost);
     return OT_OK;
 }
 

@@ -7,6 +7,9 @@
  * blocks (independent of the thread count) accumulates its own partial sums in double and
  * the blocks are added in order, so results are deterministic and do not depend on
  * OMP_NUM_THREADS.
+ * bf16/f16: all tensor inputs and outputs share the 16-bit dtype (LayerNormGrad's Mean and
+ * InvStdDev stay float32); rows or blocks are converted into f32 buffers and run by the f32
+ * kernels, each output rounded once; parameter-gradient sums are the f32 path's double sums.
  * Accumulation rule: every output (activation and parameter gradients alike) is written
  * with `=`; ot_autodiff sums partial gradients with Add nodes. */
 #include "grad_nn.h"
@@ -37,14 +40,14 @@ static ot_status smg_parse(const ot_node *n, int opset, void *attr) {
     return OT_OK;
 }
 
-/* Checks that inputs [0, n) are present, float32/float64, of one dtype and (first
+/* Checks that inputs [0, n) are present, float32/float64/bfloat16/float16, of one dtype and (first
  * `same_shape` of them) of one shape. */
 static ot_status check_float_inputs(const ot_op_ctx *c, int n, int same_shape) {
     for (int i = 0; i < n; i++) {
         OT_TRY(ot_check_input(c, i, OT_UNDEFINED));
         OT_TRY(ot_check_same_dtype(c, 0, i));
     }
-    OT_TRY(ot_check_float_input(c, 0));
+    OT_TRY(ot_check_float_lowp_input(c, 0));
     for (int i = 1; i < same_shape; i++)
         if (!ot_shape_equal(c->in[0]->ndim, c->in[0]->dims, c->in[i]->ndim, c->in[i]->dims)) {
             char s1[128], s2[128];
@@ -130,12 +133,48 @@ static inline double exp_f64(double v) { return exp(v); }
 DEFINE_SMG(f32, float, ot_nn_expf, _Pragma("omp simd"))
 DEFINE_SMG(f64, double, exp_f64, )
 
+/* 16-bit dy and y: rows (or [n, CHUNK] column blocks) converted into per-thread f32
+ * buffers, the f32 kernels, dx rounded once. */
+static ot_status smg_lowp(const ot_op_ctx *c, ot_dtype t, const uint16_t *dy, const uint16_t *y, uint16_t *dx,
+                          int64_t outer, int64_t n, int64_t inner, int lg) {
+    const int par = outer * n * inner > PAR_WORK;
+    const int64_t bw = inner == 1 ? 1 : CHUNK, nchunk = (inner + bw - 1) / bw, tasks = outer * nchunk;
+    int fail = 0;
+#pragma omp parallel if (par && tasks > 1)
+    {
+        float *gb = malloc((size_t)(3 * n * bw) * sizeof *gb), *yb = gb ? gb + n * bw : NULL;
+        float *ob = gb ? gb + 2 * n * bw : NULL;
+        if (!gb) {
+#pragma omp atomic write
+            fail = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t k = 0; k < tasks; k++) {
+            if (!gb) continue;
+            const int64_t o = k / nchunk, j0 = (k % nchunk) * bw, w = inner - j0 < bw ? inner - j0 : bw;
+            const int64_t off = o * n * inner + j0;
+            for (int64_t i = 0; i < n; i++) {
+                ot_lowp_to_f32_n(gb + i * w, dy + off + i * inner, t, (size_t)w);
+                ot_lowp_to_f32_n(yb + i * w, y + off + i * inner, t, (size_t)w);
+            }
+            if (inner == 1) smg_row_f32(gb, yb, ob, n, lg);
+            else smg_cols_f32(gb, yb, ob, n, w, w, lg);
+            for (int64_t i = 0; i < n; i++) ot_f32_to_lowp_n(dx + off + i * inner, t, ob + i * w, (size_t)w);
+        }
+        free(gb);
+    }
+    if (fail) return ot_errorf(OT_E_NOMEM, "%s: out of memory for f32 row buffers", ot_op_label(c));
+    return OT_OK;
+}
+
 static ot_status smg_cpu(ot_op_ctx *c) {
     OT_TRY(check_float_inputs(c, 2, 2));
     const ot_softmax_attr *a = c->attr;
     int64_t outer, n, inner;
     OT_TRY(ot_softmax_view(c, &outer, &n, &inner));
     if (outer == 0 || n == 0 || inner == 0) return OT_OK;
+    if (ot_dtype_is_lowp(c->in[0]->dtype))
+        return smg_lowp(c, c->in[0]->dtype, c->in[0]->data, c->in[1]->data, c->out[0]->data, outer, n, inner, a->log);
     if (c->in[0]->dtype == OT_F32)
         smg_run_f32(c->in[0]->data, c->in[1]->data, c->out[0]->data, outer, n, inner, a->log);
     else
@@ -293,9 +332,10 @@ static ot_status lng_cpu(ot_op_ctx *c) {
     int64_t rows, n;
     OT_TRY(lng_check(c, &axis, &rows, &n));
     const ot_tensor *dy = c->in[0], *x = c->in[1];
-    int is32 = x->dtype == OT_F32;
-    /* Saved statistics are float32: exact enough for f32 X, not for f64 (gradient checks),
-     * where they are recomputed in double. */
+    const ot_dtype lowp = ot_dtype_is_lowp(x->dtype) ? x->dtype : OT_UNDEFINED;
+    int is32 = x->dtype == OT_F32 || lowp;
+    /* Saved statistics are float32: exact enough for f32 (and 16-bit) X, not for f64
+     * (gradient checks), where they are recomputed in double. */
     const ot_tensor *mt = c->n_in > 3 ? c->in[3] : NULL, *it = c->n_in > 4 ? c->in[4] : NULL;
     if (!is32 && ((mt && mt->dtype == OT_F32) || (it && it->dtype == OT_F32))) mt = it = NULL;
     ot_tensor *dxt = c->out[0], *dst = c->n_out > 1 ? c->out[1] : NULL, *dbt = c->n_out > 2 ? c->out[2] : NULL;
@@ -310,12 +350,18 @@ static ot_status lng_cpu(ot_op_ctx *c) {
     int64_t nblk = rows < LN_BLOCKS ? rows : LN_BLOCKS;
     int want_p = dst || dbt;
     double *part = want_p ? calloc((size_t)(nblk * 2 * n), sizeof *part) : NULL;
-    if (!sc || (want_p && !part)) {
+    /* 16-bit: Scale as f32 ([n]), and per-block f32 buffers for one row of dY, X and dX. */
+    float *scf = lowp ? malloc((size_t)n * sizeof *scf) : NULL;
+    float *rowbuf = lowp ? malloc((size_t)(nblk * 3 * n) * sizeof *rowbuf) : NULL;
+    if (!sc || (want_p && !part) || (lowp && (!scf || !rowbuf))) {
         free(sown);
         free(part);
+        free(scf);
+        free(rowbuf);
         return ot_errorf(OT_E_NOMEM, "%s: out of memory for %lld x %lld partial sums", ot_op_label(c),
                          (long long)nblk, (long long)n);
     }
+    if (lowp) ot_lowp_to_f32_n(scf, sc, lowp, (size_t)n);
     int par = rows * n > PAR_WORK;
     void *dx = dxt ? dxt->data : NULL;
     double eps = (double)a->epsilon;
@@ -324,7 +370,22 @@ static ot_status lng_cpu(ot_op_ctx *c) {
     for (int64_t b = 0; b < nblk; b++) {
         int64_t r0 = rows * b / nblk, r1 = rows * (b + 1) / nblk;
         double *ps = dst ? part + b * 2 * n : NULL, *pb = dbt ? part + b * 2 * n + n : NULL;
-        if (is32)
+        if (lowp) { /* row by row through the f32 kernel: same sums, in the same order */
+            float *gb = rowbuf + b * 3 * n, *xb = gb + n, *ob = gb + 2 * n;
+            for (int64_t r = r0; r < r1; r++) {
+                ot_tensor mv, iv;
+                if (mt && it) {
+                    mv = *mt, iv = *it;
+                    mv.data = (char *)mt->data + (size_t)r * ot_dtype_size(mt->dtype);
+                    iv.data = (char *)it->data + (size_t)r * ot_dtype_size(it->dtype);
+                }
+                ot_lowp_to_f32_n(gb, (const uint16_t *)dy->data + r * n, lowp, (size_t)n);
+                ot_lowp_to_f32_n(xb, (const uint16_t *)x->data + r * n, lowp, (size_t)n);
+                lng_rows_f32(gb, xb, scf, mt && it ? &mv : NULL, mt && it ? &iv : NULL, dx ? ob : NULL, ps, pb, 0, 1, n,
+                             eps);
+                if (dx) ot_f32_to_lowp_n((uint16_t *)dx + r * n, lowp, ob, (size_t)n);
+            }
+        } else if (is32)
             lng_rows_f32(dy->data, x->data, sc, mt, it, dx, ps, pb, r0, r1, n, eps);
         else
             lng_rows_f64(dy->data, x->data, sc, mt, it, dx, ps, pb, r0, r1, n, eps);
@@ -336,12 +397,15 @@ static ot_status lng_cpu(ot_op_ctx *c) {
         for (int64_t j = 0; j < n; j++) {
             double s = 0.0;
             for (int64_t b = 0; b < nblk; b++) s += part[b * 2 * n + k * n + j];
-            if (is32) ((float *)o->data)[j] = (float)s;
+            if (lowp) ot_f32_to_lowp_n((uint16_t *)o->data + j, lowp, &(float){(float)s}, 1);
+            else if (is32) ((float *)o->data)[j] = (float)s;
             else ((double *)o->data)[j] = s;
         }
     }
     free(part);
     free(sown);
+    free(scf);
+    free(rowbuf);
     return OT_OK;
 }
 
@@ -412,11 +476,29 @@ static void geg_f64(const double *restrict dy, const double *restrict x, double 
     }
 }
 
+#define GEG_CHUNK 4096 /* 16-bit elements converted per block (< PAR_WORK: geg_f32 stays serial) */
+
+/* 16-bit dy and x: blocks converted to f32, geg_f32, dx rounded once. */
+static void geg_lowp(const uint16_t *dy, const uint16_t *x, uint16_t *dx, ot_dtype t, int64_t n, int th) {
+    const int64_t nch = (n + GEG_CHUNK - 1) / GEG_CHUNK;
+#pragma omp parallel for schedule(static) if (n > PAR_WORK)
+    for (int64_t k = 0; k < nch; k++) {
+        float gb[GEG_CHUNK], xb[GEG_CHUNK], ob[GEG_CHUNK];
+        const int64_t i0 = k * GEG_CHUNK, m = n - i0 < GEG_CHUNK ? n - i0 : GEG_CHUNK;
+        ot_lowp_to_f32_n(gb, dy + i0, t, (size_t)m);
+        ot_lowp_to_f32_n(xb, x + i0, t, (size_t)m);
+        geg_f32(gb, xb, ob, m, th);
+        ot_f32_to_lowp_n(dx + i0, t, ob, (size_t)m);
+    }
+}
+
 static ot_status geg_cpu(ot_op_ctx *c) {
     OT_TRY(check_float_inputs(c, 2, 2));
     const geg_attr *a = c->attr;
     int64_t n = ot_tensor_numel(c->in[0]);
-    if (c->in[0]->dtype == OT_F32)
+    if (ot_dtype_is_lowp(c->in[0]->dtype))
+        geg_lowp(c->in[0]->data, c->in[1]->data, c->out[0]->data, c->in[0]->dtype, n, a->tanh_approx);
+    else if (c->in[0]->dtype == OT_F32)
         geg_f32(c->in[0]->data, c->in[1]->data, c->out[0]->data, n, a->tanh_approx);
     else
         geg_f64(c->in[0]->data, c->in[1]->data, c->out[0]->data, n, a->tanh_approx);

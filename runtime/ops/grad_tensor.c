@@ -20,10 +20,20 @@
  * of partial sums chosen from the shapes, never from the thread count, and adds the
  * partials in order; GatherGrad sorts the indices by destination row and each row's owner
  * adds its contributions in index order). Results are bit-identical across thread counts.
- * f32 sums accumulate in double. */
+ * f32 sums accumulate in double.
+ *
+ * 16-bit (bf16/f16) dy and x: every op accepts them and writes the same 16-bit dtype,
+ * computing in f32 and rounding once per output element: ReduceSumTo sums the f32
+ * conversions in double like f32, GatherGrad sums each destination row in an f32 buffer,
+ * SliceGrad copies bytes, the pointwise gradients run their f32 expression on converted
+ * blocks. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "ophelp.h"
 #include "shape.h" /* ot_slice_plan_make, shared with Slice */
@@ -41,9 +51,9 @@
 static ot_status check_float(const ot_op_ctx *c, int i) {
     OT_TRY(ot_check_input(c, i, OT_UNDEFINED));
     ot_dtype t = c->in[i]->dtype;
-    if (t != OT_F32 && t != OT_F64)
-        return ot_errorf(OT_E_UNSUPPORTED, "%s: input %d has dtype %s; supported: float32, float64", ot_op_label(c), i,
-                         ot_dtype_name(t));
+    if (t != OT_F32 && t != OT_F64 && !ot_dtype_is_lowp(t))
+        return ot_errorf(OT_E_UNSUPPORTED, "%s: input %d has dtype %s; supported: float32, float64, bfloat16, float16",
+                         ot_op_label(c), i, ot_dtype_name(t));
     return OT_OK;
 }
 
@@ -156,7 +166,7 @@ static int64_t rst_splits(int64_t units, int64_t work_per_unit, int64_t max_spli
 
 /* Kept inner dim: y[ko, j] = Σ_r x[koff(ko) + roff(r) + j]. Work unit (ko, column block,
  * split s) sums rows r in split s's range into acc, then stores it (S == 1) or its partial. */
-#define RST_KEPT(NAME, T)                                                                                   \
+#define RST_KEPT(NAME, T, ROW, OUT)                                                                         \
     static void NAME(const T *restrict x, T *restrict y, const rst_plan *p, double *part, int64_t S) {      \
         const int64_t L = p->inner, ncb = (L + RST_COL_BLOCK - 1) / RST_COL_BLOCK, ny = p->nko * L;         \
         const int64_t units = p->nko * ncb * S;                                                             \
@@ -167,13 +177,16 @@ static int64_t rst_splits(int64_t units, int64_t work_per_unit, int64_t max_spli
             int64_t r0 = p->nro * s / S, r1 = p->nro * (s + 1) / S;                                         \
             int64_t koff = flat_off(ko, p->nk, p->kdim, p->kxs) + j0;                                       \
             double acc[RST_COL_BLOCK];                                                                      \
+            float fb[RST_COL_BLOCK]; /* 16-bit rows converted (unused for f32/f64) */                       \
+            (void)fb;                                                                                       \
             for (int64_t j = 0; j < n; j++) acc[j] = 0;                                                     \
             for (int64_t r = r0; r < r1; r++) {                                                             \
-                const T *restrict src = x + koff + flat_off(r, p->nr, p->rdim, p->rxs);                     \
+                const T *restrict raw = x + koff + flat_off(r, p->nr, p->rdim, p->rxs);                     \
+                const ROW##_T *restrict src = ROW(fb, raw, n);                                              \
                 _Pragma("omp simd") for (int64_t j = 0; j < n; j++) acc[j] += src[j];                       \
             }                                                                                               \
             if (S == 1)                                                                                     \
-                for (int64_t j = 0; j < n; j++) y[ko * L + j0 + j] = (T)acc[j];                             \
+                for (int64_t j = 0; j < n; j++) y[ko * L + j0 + j] = OUT(acc[j]);                           \
             else                                                                                            \
                 memcpy(part + s * ny + ko * L + j0, acc, (size_t)n * sizeof(double));                       \
         }                                                                                                   \
@@ -182,14 +195,14 @@ static int64_t rst_splits(int64_t units, int64_t work_per_unit, int64_t max_spli
                                                                                      i++) {                 \
                 double a = 0;                                                                               \
                 for (int64_t s = 0; s < S; s++) a += part[s * ny + i];                                      \
-                y[i] = (T)a;                                                                                \
+                y[i] = OUT(a);                                                                              \
             }                                                                                               \
         }                                                                                                   \
     }
 
 /* Reduced inner dim: y[k] = Σ over the nro·L elements x[koff(k) + roff(r) + j]; split s
  * covers the flat range [N·s/S, N·(s+1)/S) of that set, walking contiguous runs. */
-#define RST_REDUCED(NAME, T)                                                                                \
+#define RST_REDUCED(NAME, T, ROW, OUT)                                                                      \
     static void NAME(const T *restrict x, T *restrict y, const rst_plan *p, double *part, int64_t S) {      \
         const int64_t L = p->inner, N = p->nro * L, ny = p->nko, units = ny * S;                            \
         const int par = ny * N >= GT_PAR_WORK && units > 1;                                                 \
@@ -197,27 +210,55 @@ static int64_t rst_splits(int64_t units, int64_t work_per_unit, int64_t max_spli
             int64_t s = u % S, k = u / S, pos = N * s / S, end = N * (s + 1) / S;                           \
             int64_t koff = flat_off(k, p->nk, p->kdim, p->kxs);                                             \
             double acc = 0;                                                                                 \
+            float fb[RST_COL_BLOCK]; /* 16-bit runs converted in pieces (unused for f32/f64) */             \
+            (void)fb;                                                                                       \
             while (pos < end) {                                                                             \
                 int64_t r = pos / L, j = pos % L, n = L - j < end - pos ? L - j : end - pos;                \
-                const T *restrict src = x + koff + flat_off(r, p->nr, p->rdim, p->rxs) + j;                 \
+                if (ROW##_PIECE && n > RST_COL_BLOCK) n = RST_COL_BLOCK;                                    \
+                const T *restrict raw = x + koff + flat_off(r, p->nr, p->rdim, p->rxs) + j;                 \
+                const ROW##_T *restrict src = ROW(fb, raw, n);                                              \
                 _Pragma("omp simd reduction(+ : acc)") for (int64_t i = 0; i < n; i++) acc += src[i];       \
                 pos += n;                                                                                   \
             }                                                                                               \
-            if (S == 1) y[k] = (T)acc;                                                                      \
+            if (S == 1) y[k] = OUT(acc);                                                                    \
             else part[s * ny + k] = acc;                                                                    \
         }                                                                                                   \
         if (S > 1)                                                                                          \
             for (int64_t k = 0; k < ny; k++) {                                                              \
                 double a = 0;                                                                               \
                 for (int64_t s = 0; s < S; s++) a += part[s * ny + k];                                      \
-                y[k] = (T)a;                                                                                \
+                y[k] = OUT(a);                                                                              \
             }                                                                                               \
     }
 
-RST_KEPT(rst_kept_f32, float)
-RST_KEPT(rst_kept_f64, double)
-RST_REDUCED(rst_reduced_f32, float)
-RST_REDUCED(rst_reduced_f64, double)
+/* ROW(buf, src, n): the row as the sum reads it (ROW_T elements); ROW_PIECE: runs longer
+ * than buf are cut (16-bit only). OUT(v): the double sum as stored. 16-bit sums run over
+ * the f32 conversions of the elements, in double like f32, and round once (via f32, which
+ * is what the f32 kernel followed by a conversion gives). */
+#define ROW_ID(buf, src, n) (src)
+#define ROW_ID_T float
+#define ROW_ID_PIECE 0
+#define ROW_ID64_T double
+#define ROW_ID64_PIECE 0
+#define ROW_ID64(buf, src, n) (src)
+#define ROW_BF16(buf, src, n) (ot_bf16_to_f32_n((buf), (src), (size_t)(n)), (const float *)(buf))
+#define ROW_BF16_T float
+#define ROW_BF16_PIECE 1
+#define ROW_F16(buf, src, n) (ot_f16_to_f32_n((buf), (src), (size_t)(n)), (const float *)(buf))
+#define ROW_F16_T float
+#define ROW_F16_PIECE 1
+#define OUT_F32(v) ((float)(v))
+#define OUT_F64(v) ((double)(v))
+#define OUT_BF16(v) ot_f32_to_bf16((float)(v))
+#define OUT_F16(v) ot_f32_to_f16((float)(v))
+RST_KEPT(rst_kept_f32, float, ROW_ID, OUT_F32)
+RST_KEPT(rst_kept_f64, double, ROW_ID64, OUT_F64)
+RST_KEPT(rst_kept_bf16, uint16_t, ROW_BF16, OUT_BF16)
+RST_KEPT(rst_kept_f16, uint16_t, ROW_F16, OUT_F16)
+RST_REDUCED(rst_reduced_f32, float, ROW_ID, OUT_F32)
+RST_REDUCED(rst_reduced_f64, double, ROW_ID64, OUT_F64)
+RST_REDUCED(rst_reduced_bf16, uint16_t, ROW_BF16, OUT_BF16)
+RST_REDUCED(rst_reduced_f16, uint16_t, ROW_F16, OUT_F16)
 
 static ot_status rst_cpu(ot_op_ctx *c) {
     const ot_tensor *x = c->in[0];
@@ -243,6 +284,12 @@ static ot_status rst_cpu(ot_op_ctx *c) {
     if (x->dtype == OT_F32) {
         if (p.inner_kept) rst_kept_f32(x->data, y->data, &p, part, S);
         else rst_reduced_f32(x->data, y->data, &p, part, S);
+    } else if (x->dtype == OT_BF16) {
+        if (p.inner_kept) rst_kept_bf16(x->data, y->data, &p, part, S);
+        else rst_reduced_bf16(x->data, y->data, &p, part, S);
+    } else if (x->dtype == OT_F16) {
+        if (p.inner_kept) rst_kept_f16(x->data, y->data, &p, part, S);
+        else rst_reduced_f16(x->data, y->data, &p, part, S);
     } else {
         if (p.inner_kept) rst_kept_f64(x->data, y->data, &p, part, S);
         else rst_reduced_f64(x->data, y->data, &p, part, S);
@@ -314,6 +361,43 @@ static ot_status gg_infer(ot_op_ctx *c) {
 GG_ROWS(gg_rows_f32, float)
 GG_ROWS(gg_rows_f64, double)
 
+/* 16-bit dy: each output row sums its contributions in an f32 row buffer, in the same order
+ * as gg_rows_f32, and rounds once. */
+static void gg_rows_lowp(const uint16_t *restrict dy, uint16_t *restrict y, ot_dtype t, const int64_t *start,
+                         const int64_t *order, int64_t outer, int64_t n, int64_t ni, int64_t inner, float *bufs) {
+    const int par = outer * (n + ni) * inner >= GT_PAR_WORK && outer * n > 1;
+#pragma omp parallel if (par)
+    {
+#ifdef _OPENMP
+        float *acc = bufs + (size_t)omp_get_thread_num() * (size_t)inner * 2;
+#else
+        float *acc = bufs;
+#endif
+        float *tmp = acc + inner;
+#pragma omp for schedule(static)
+        for (int64_t u = 0; u < outer * n; u++) {
+            int64_t o = u / n, v = u % n;
+            uint16_t *restrict dst = y + u * inner;
+            int64_t b = start[v], e = start[v + 1];
+            if (b == e) {
+                memset(dst, 0, (size_t)inner * sizeof *dst);
+                continue;
+            }
+            if (b + 1 == e) { /* one contribution: a copy, exact */
+                memcpy(dst, dy + (o * ni + order[b]) * inner, (size_t)inner * sizeof *dst);
+                continue;
+            }
+            ot_lowp_to_f32_n(acc, dy + (o * ni + order[b]) * inner, t, (size_t)inner);
+            for (int64_t q = b + 1; q < e; q++) {
+                ot_lowp_to_f32_n(tmp, dy + (o * ni + order[q]) * inner, t, (size_t)inner);
+#pragma omp simd
+                for (int64_t j = 0; j < inner; j++) acc[j] += tmp[j];
+            }
+            ot_f32_to_lowp_n(dst, t, acc, (size_t)inner);
+        }
+    }
+}
+
 static ot_status gg_cpu(ot_op_ctx *c) {
     const gg_attr *a = c->attr;
     const ot_tensor *dy = c->in[0], *ix = c->in[1];
@@ -342,8 +426,24 @@ static ot_status gg_cpu(ot_op_ctx *c) {
     }
     for (int64_t v = 0; v < n; v++) start[v + 2] += start[v + 1];
     for (int64_t k = 0; k < ni; k++) order[start[idx[k] + 1]++] = k; /* start[v+1] runs from row v's begin */
-    if (dy->dtype == OT_F32) gg_rows_f32(dy->data, y->data, start, order, outer, n, ni, inner);
-    else gg_rows_f64(dy->data, y->data, start, order, outer, n, ni, inner);
+    if (dy->dtype == OT_F32) {
+        gg_rows_f32(dy->data, y->data, start, order, outer, n, ni, inner);
+    } else if (ot_dtype_is_lowp(dy->dtype)) {
+#ifdef _OPENMP
+        size_t nt = (size_t)omp_get_max_threads();
+#else
+        size_t nt = 1;
+#endif
+        float *bufs = malloc(nt * (size_t)inner * 2 * sizeof *bufs);
+        if (!bufs) {
+            free(start), free(order), free(idx);
+            return ot_errorf(OT_E_NOMEM, "%s: out of memory for f32 row buffers", ot_op_label(c));
+        }
+        gg_rows_lowp(dy->data, y->data, dy->dtype, start, order, outer, n, ni, inner, bufs);
+        free(bufs);
+    } else {
+        gg_rows_f64(dy->data, y->data, start, order, outer, n, ni, inner);
+    }
     free(start), free(order), free(idx);
     return OT_OK;
 }
@@ -410,6 +510,8 @@ static ot_status sg_cpu(ot_op_ctx *c) {
             memcpy(o, s, (size_t)(inner * (int64_t)es));
         } else if (es == 8) {
             for (int64_t j = 0; j < inner; j++) memcpy(o + j * ist * 8, s + j * 8, 8);
+        } else if (es == 2) {
+            for (int64_t j = 0; j < inner; j++) memcpy(o + j * ist * 2, s + j * 2, 2);
         } else {
             for (int64_t j = 0; j < inner; j++) memcpy(o + j * ist * 4, s + j * 4, 4);
         }
@@ -434,10 +536,28 @@ static ot_status pw_infer(ot_op_ctx *c) {
 }
 
 /* d = dy element, a = the other input's element. */
+#define PW_CHUNK 1024 /* 16-bit elements converted per block */
 #define PW_OP(NAME, EXPR)                                                                                   \
     static ot_status NAME(ot_op_ctx *c) {                                                                   \
         const int64_t n = ot_tensor_numel(c->out[0]);                                                       \
-        if (c->out[0]->dtype == OT_F32) {                                                                   \
+        const ot_dtype t = c->out[0]->dtype;                                                                \
+        if (ot_dtype_is_lowp(t)) { /* f32 math on converted blocks, one rounding per element */            \
+            const uint16_t *g16 = c->in[0]->data, *v16 = c->in[1]->data;                                    \
+            uint16_t *o16 = c->out[0]->data;                                                                \
+            const int64_t nch = (n + PW_CHUNK - 1) / PW_CHUNK;                                              \
+            _Pragma("omp parallel for schedule(static) if (n >= GT_PAR_WORK)") for (int64_t k = 0; k < nch; \
+                                                                                     k++) {                 \
+                float gb[PW_CHUNK], vb[PW_CHUNK], ob[PW_CHUNK];                                             \
+                const int64_t i0 = k * PW_CHUNK, m = n - i0 < PW_CHUNK ? n - i0 : PW_CHUNK;                 \
+                ot_lowp_to_f32_n(gb, g16 + i0, t, (size_t)m);                                               \
+                ot_lowp_to_f32_n(vb, v16 + i0, t, (size_t)m);                                               \
+                _Pragma("omp simd") for (int64_t i = 0; i < m; i++) {                                       \
+                    const float d = gb[i], a = vb[i];                                                       \
+                    ob[i] = (EXPR);                                                                         \
+                }                                                                                           \
+                ot_f32_to_lowp_n(o16 + i0, t, ob, (size_t)m);                                               \
+            }                                                                                               \
+        } else if (t == OT_F32) {                                                                           \
             const float *restrict g = c->in[0]->data, *restrict v = c->in[1]->data;                         \
             float *restrict o = c->out[0]->data;                                                            \
             _Pragma("omp parallel for simd schedule(static) if (n >= GT_PAR_WORK)") for (int64_t i = 0;     \

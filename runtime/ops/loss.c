@@ -15,6 +15,11 @@
  * of the logits' size), zero rows where nothing is counted; lse comes from the forward's
  * optional output when wired, else it is recomputed per row.
  * Labels are validated in both passes; the first bad one (lowest position) is reported.
+ * 16-bit (bf16/f16) logits and predictions: rows are converted into per-thread f32 buffers
+ * (never an f32 copy of the logits) and computed as in f32; loss, lse and accuracy are
+ * float32 outputs, the gradients read a float32 dLoss (under fp16 loss scaling: the scale)
+ * and lse, and write 16-bit dLogits / dPred rounded once per element. MSE's pred and target
+ * then share the 16-bit dtype.
  * Accumulation rule: all outputs are written with `=`. */
 #include "loss.h"
 
@@ -22,6 +27,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "nn_internal.h"
 #include "ophelp.h"
@@ -77,8 +86,9 @@ static ot_status view_of(const ot_op_ctx *c, int li, row_view *v) {
     OT_TRY(ot_check_input(c, li, OT_UNDEFINED));
     OT_TRY(ot_check_input(c, li + 1, OT_UNDEFINED));
     const ot_tensor *x = c->in[li], *l = c->in[li + 1];
-    if (x->dtype != OT_F32 && x->dtype != OT_F64)
-        return ot_errorf(OT_E_UNSUPPORTED, "%s: logits dtype %s is not supported (expected float32 or float64)",
+    if (x->dtype != OT_F32 && x->dtype != OT_F64 && !ot_dtype_is_lowp(x->dtype))
+        return ot_errorf(OT_E_UNSUPPORTED,
+                         "%s: logits dtype %s is not supported (expected float32, float64, bfloat16 or float16)",
                          ot_op_label(c), ot_dtype_name(x->dtype));
     if (l->dtype != OT_I64 && l->dtype != OT_I32)
         return ot_errorf(OT_E_SHAPE, "%s: labels must be int64 or int32, got %s", ot_op_label(c),
@@ -185,11 +195,49 @@ static double row_lse(ot_dtype dt, const void *x, int64_t base, int64_t n, int64
     return dt == OT_F32 ? lse_f32((const float *)x + base, n, stride) : lse_f64((const double *)x + base, n, stride);
 }
 static double elem(ot_dtype dt, const void *x, int64_t i) {
-    return dt == OT_F32 ? (double)((const float *)x)[i] : ((const double *)x)[i];
+    switch (dt) {
+    case OT_F32: return (double)((const float *)x)[i];
+    case OT_BF16: return (double)ot_bf16_to_f32(((const uint16_t *)x)[i]);
+    case OT_F16: return (double)ot_f16_to_f32(((const uint16_t *)x)[i]);
+    default: return ((const double *)x)[i];
+    }
 }
 static void put(ot_dtype dt, void *x, int64_t i, double v) {
-    if (dt == OT_F32) ((float *)x)[i] = (float)v;
-    else ((double *)x)[i] = v;
+    switch (dt) {
+    case OT_F32: ((float *)x)[i] = (float)v; break;
+    case OT_BF16: ((uint16_t *)x)[i] = ot_f32_to_bf16((float)v); break;
+    case OT_F16: ((uint16_t *)x)[i] = ot_f32_to_f16((float)v); break;
+    default: ((double *)x)[i] = v; break;
+    }
+}
+/* The dtype of the loss value, lse, dLoss and MSE outputs for logits/predictions of dtype
+ * dt: float32 for 16-bit inputs (statistics stay f32), else dt. */
+static ot_dtype stat_dtype(ot_dtype dt) { return ot_dtype_is_lowp(dt) ? OT_F32 : dt; }
+
+/* Per-thread f32 row buffers for 16-bit logits (w floats each); NULL on failure. */
+static float *row_buffers(int64_t w, int *nthreads) {
+#ifdef _OPENMP
+    *nthreads = omp_get_max_threads();
+#else
+    *nthreads = 1;
+#endif
+    return malloc((size_t)*nthreads * (size_t)(w ? w : 1) * sizeof(float));
+}
+static float *my_buffer(float *bufs, int64_t w) {
+#ifdef _OPENMP
+    return bufs + (size_t)omp_get_thread_num() * (size_t)(w ? w : 1);
+#else
+    (void)w;
+    return bufs;
+#endif
+}
+/* Row r of 16-bit logits, converted into buf (contiguous). */
+static void load_row(const row_view *v, ot_dtype dt, const void *x, int64_t base, float *buf) {
+    const uint16_t *src = (const uint16_t *)x + base;
+    if (v->inner == 1) ot_lowp_to_f32_n(buf, src, dt, (size_t)v->C);
+    else
+        for (int64_t j = 0; j < v->C; j++)
+            buf[j] = dt == OT_BF16 ? ot_bf16_to_f32(src[j * v->inner]) : ot_f16_to_f32(src[j * v->inner]);
 }
 
 /* ---- CausalLMLoss / CrossEntropyLoss ----------------------------------------------- */
@@ -198,8 +246,8 @@ static ot_status xent_infer(ot_op_ctx *c) {
     row_view v;
     OT_TRY(view_of(c, 0, &v));
     const ot_tensor *x = c->in[0], *l = c->in[1];
-    OT_TRY(ot_set_out(c, 0, x->dtype, 0, NULL));
-    OT_TRY(ot_set_out(c, 1, x->dtype, l->ndim, l->dims));
+    OT_TRY(ot_set_out(c, 0, stat_dtype(x->dtype), 0, NULL));
+    OT_TRY(ot_set_out(c, 1, stat_dtype(x->dtype), l->ndim, l->dims));
     return ot_set_out(c, 2, OT_F32, 0, NULL);
 }
 
@@ -220,10 +268,16 @@ static ot_status xent_cpu(ot_op_ctx *c) {
     OT_TRY(view_of(c, 0, &v));
     const ot_tensor *x = c->in[0];
     ot_tensor *lse_out = c->n_out > 1 ? c->out[1] : NULL, *acc_out = c->n_out > 2 ? c->out[2] : NULL;
-    ot_dtype dt = x->dtype;
+    ot_dtype dt = x->dtype, sdt = stat_dtype(dt);
     int64_t bad, cnt = count_rows(&v, &bad);
     if (bad >= 0) return bad_label(c, 0, &v, bad);
     int64_t nb = v.rows < BLOCKS ? v.rows : BLOCKS;
+    /* 16-bit logits: each row is converted into this thread's f32 buffer and read from there
+     * (no f32 copy of the logits); loss and lse stay f32. */
+    const int lowp = ot_dtype_is_lowp(dt);
+    int nthr = 1;
+    float *bufs = lowp ? row_buffers(v.C, &nthr) : NULL;
+    if (lowp && !bufs) return ot_errorf(OT_E_NOMEM, "%s: out of memory for f32 row buffers", ot_op_label(c));
     double part[BLOCKS] = {0};
     int64_t hits[BLOCKS] = {0};
     int par = v.rows * v.C > PAR_WORK;
@@ -236,25 +290,33 @@ static ot_status xent_cpu(ot_op_ctx *c) {
             for (int64_t r = r0; r < r1; r++) {
                 int64_t pos, t = row_target(&v, r, &pos);
                 if (t == NO_TARGET) {
-                    if (lse_out) put(dt, lse_out->data, r, 0.0);
+                    if (lse_out) put(sdt, lse_out->data, r, 0.0);
                     continue;
                 }
-                int64_t base = row_base(&v, r);
-                double lse = row_lse(dt, x->data, base, v.C, v.inner);
-                if (lse_out) put(dt, lse_out->data, r, lse);
-                s += lse - elem(dt, x->data, base + t * v.inner);
-                if (acc_out) h += row_argmax(dt, x->data, base, v.C, v.inner) == t;
+                int64_t base = row_base(&v, r), stride = v.inner;
+                const void *xr = x->data;
+                ot_dtype rdt = dt;
+                if (lowp) {
+                    float *buf = my_buffer(bufs, v.C);
+                    load_row(&v, dt, x->data, base, buf);
+                    xr = buf, rdt = OT_F32, base = 0, stride = 1;
+                }
+                double lse = row_lse(rdt, xr, base, v.C, stride);
+                if (lse_out) put(sdt, lse_out->data, r, lse);
+                s += lse - elem(rdt, xr, base + t * stride);
+                if (acc_out) h += row_argmax(rdt, xr, base, v.C, stride) == t;
             }
             part[b] = s;
             hits[b] = h;
         }
     } else if (lse_out) {
-        memset(lse_out->data, 0, (size_t)v.rows * ot_dtype_size(dt));
+        memset(lse_out->data, 0, (size_t)v.rows * ot_dtype_size(sdt));
     }
+    free(bufs);
     double sum = 0.0;
     int64_t hit = 0;
     for (int64_t b = 0; b < nb; b++) sum += part[b], hit += hits[b];
-    put(dt, c->out[0]->data, 0, cnt > 0 ? sum / (double)cnt : 0.0);
+    put(sdt, c->out[0]->data, 0, cnt > 0 ? sum / (double)cnt : 0.0);
     if (acc_out) ((float *)acc_out->data)[0] = cnt > 0 ? (float)((double)hit / (double)cnt) : 0.0f;
     return OT_OK;
 }
@@ -273,10 +335,11 @@ static ot_status xent_grad_infer(ot_op_ctx *c) {
     row_view v;
     OT_TRY(view_of(c, 1, &v));
     const ot_tensor *x = c->in[1];
-    OT_TRY(dloss_check(c, x->dtype));
-    if (c->n_in > 3 && c->in[3] && (c->in[3]->dtype != x->dtype || ot_tensor_numel(c->in[3]) != v.rows))
+    const ot_dtype sdt = stat_dtype(x->dtype); /* dLoss and lse: f32 for 16-bit logits */
+    OT_TRY(dloss_check(c, sdt));
+    if (c->n_in > 3 && c->in[3] && (c->in[3]->dtype != sdt || ot_tensor_numel(c->in[3]) != v.rows))
         return ot_errorf(OT_E_SHAPE, "%s: lse must be %s with one value per label (%lld), got %s with %lld",
-                         ot_op_label(c), ot_dtype_name(x->dtype), (long long)v.rows, ot_dtype_name(c->in[3]->dtype),
+                         ot_op_label(c), ot_dtype_name(sdt), (long long)v.rows, ot_dtype_name(c->in[3]->dtype),
                          (long long)ot_tensor_numel(c->in[3]));
     return ot_set_out(c, 0, x->dtype, x->ndim, x->dims);
 }
@@ -306,8 +369,15 @@ static ot_status xent_grad_cpu(ot_op_ctx *c) {
         memset(dx->data, 0, ot_tensor_nbytes(dx));
         return OT_OK;
     }
-    double scale = elem(dt, c->in[0]->data, 0) / (double)cnt;
+    const ot_dtype sdt = stat_dtype(dt);
+    double scale = elem(sdt, c->in[0]->data, 0) / (double)cnt;
     int par = v.rows * v.C > PAR_WORK;
+    /* 16-bit logits: the row and its gradient in this thread's f32 buffers (2 C floats),
+     * computed as the f32 kernel does, dLogits rounded once per element. */
+    const int lowp = ot_dtype_is_lowp(dt);
+    int nthr = 1;
+    float *bufs = lowp ? row_buffers(2 * v.C, &nthr) : NULL;
+    if (lowp && !bufs) return ot_errorf(OT_E_NOMEM, "%s: out of memory for f32 row buffers", ot_op_label(c));
 #pragma omp parallel for schedule(static) if (par && v.rows > 1)
     for (int64_t r = 0; r < v.rows; r++) {
         int64_t pos, t = row_target(&v, r, &pos), base = row_base(&v, r);
@@ -315,6 +385,18 @@ static ot_status xent_grad_cpu(ot_op_ctx *c) {
             if (v.inner == 1) memset((char *)dx->data + base * (int64_t)ot_dtype_size(dt), 0, (size_t)v.C * ot_dtype_size(dt));
             else
                 for (int64_t j = 0; j < v.C; j++) put(dt, dx->data, base + j * v.inner, 0.0);
+            continue;
+        }
+        if (lowp) {
+            float *xb = my_buffer(bufs, 2 * v.C), *gb = xb + v.C;
+            load_row(&v, dt, x->data, base, xb);
+            double lse = lse_in ? elem(sdt, lse_in->data, r) : lse_f32(xb, v.C, 1);
+            xent_row_f32(xb, gb, v.C, 1, (float)lse, (float)scale);
+            gb[t] = (float)((double)gb[t] - scale);
+            uint16_t *dst = (uint16_t *)dx->data + base;
+            if (v.inner == 1) ot_f32_to_lowp_n(dst, dt, gb, (size_t)v.C);
+            else
+                for (int64_t j = 0; j < v.C; j++) put(dt, dst, j * v.inner, gb[j]);
             continue;
         }
         double lse = lse_in ? elem(dt, lse_in->data, r) : row_lse(dt, x->data, base, v.C, v.inner);
@@ -326,6 +408,7 @@ static ot_status xent_grad_cpu(ot_op_ctx *c) {
         int64_t ti = base + t * v.inner;
         put(dt, dx->data, ti, elem(dt, dx->data, ti) - scale);
     }
+    free(bufs);
     return OT_OK;
 }
 
@@ -338,10 +421,14 @@ static ot_status mse_check(const ot_op_ctx *c, int pi) {
     const ot_tensor *p = c->in[pi], *t = c->in[pi + 1];
     for (int k = 0; k < 2; k++) {
         ot_dtype d = (k ? t : p)->dtype;
-        if (d != OT_F32 && d != OT_F64)
-            return ot_errorf(OT_E_UNSUPPORTED, "%s: %s dtype %s is not supported (expected float32 or float64)",
+        if (d != OT_F32 && d != OT_F64 && !ot_dtype_is_lowp(d))
+            return ot_errorf(OT_E_UNSUPPORTED,
+                             "%s: %s dtype %s is not supported (expected float32, float64, bfloat16 or float16)",
                              ot_op_label(c), k ? "target" : "pred", ot_dtype_name(d));
     }
+    if ((ot_dtype_is_lowp(p->dtype) || ot_dtype_is_lowp(t->dtype)) && p->dtype != t->dtype)
+        return ot_errorf(OT_E_SHAPE, "%s: 16-bit pred and target must share one dtype, got %s and %s", ot_op_label(c),
+                         ot_dtype_name(p->dtype), ot_dtype_name(t->dtype));
     if (!ot_shape_equal(p->ndim, p->dims, t->ndim, t->dims)) {
         char s1[128], s2[128];
         return ot_errorf(OT_E_SHAPE, "%s: target %s must have pred's shape %s", ot_op_label(c),
@@ -352,7 +439,7 @@ static ot_status mse_check(const ot_op_ctx *c, int pi) {
 
 static ot_status mse_infer(ot_op_ctx *c) {
     OT_TRY(mse_check(c, 0));
-    return ot_set_out(c, 0, c->in[0]->dtype, 0, NULL);
+    return ot_set_out(c, 0, stat_dtype(c->in[0]->dtype), 0, NULL);
 }
 
 static ot_status mse_cpu(ot_op_ctx *c) {
@@ -383,13 +470,13 @@ static ot_status mse_cpu(ot_op_ctx *c) {
     }
     double sum = 0.0;
     for (int64_t b = 0; b < nb; b++) sum += part[b];
-    put(pt, c->out[0]->data, 0, n ? sum / (double)n : 0.0);
+    put(stat_dtype(pt), c->out[0]->data, 0, n ? sum / (double)n : 0.0);
     return OT_OK;
 }
 
 static ot_status mse_grad_infer(ot_op_ctx *c) {
     OT_TRY(mse_check(c, 1));
-    OT_TRY(dloss_check(c, c->in[1]->dtype));
+    OT_TRY(dloss_check(c, stat_dtype(c->in[1]->dtype)));
     return ot_set_out(c, 0, c->in[1]->dtype, c->in[1]->ndim, c->in[1]->dims);
 }
 
@@ -399,9 +486,24 @@ static ot_status mse_grad_cpu(ot_op_ctx *c) {
     int64_t n = ot_tensor_numel(p);
     if (n == 0) return OT_OK;
     ot_dtype pt = p->dtype, tt = t->dtype;
-    double k = 2.0 * elem(pt, c->in[0]->data, 0) / (double)n;
+    double k = 2.0 * elem(stat_dtype(pt), c->in[0]->data, 0) / (double)n;
     void *g = c->out[0]->data;
-    if (pt == OT_F32 && tt == OT_F32) {
+    if (ot_dtype_is_lowp(pt)) { /* the f32 expression on converted blocks, rounded once */
+        const uint16_t *a16 = p->data, *e16 = t->data;
+        uint16_t *o16 = g;
+        const float kf = (float)k;
+        const int64_t nch = (n + 1023) / 1024;
+#pragma omp parallel for schedule(static) if (n > PAR_WORK)
+        for (int64_t b = 0; b < nch; b++) {
+            float ab[1024], eb[1024];
+            const int64_t i0 = b * 1024, m = n - i0 < 1024 ? n - i0 : 1024;
+            ot_lowp_to_f32_n(ab, a16 + i0, pt, (size_t)m);
+            ot_lowp_to_f32_n(eb, e16 + i0, pt, (size_t)m);
+#pragma omp simd
+            for (int64_t i = 0; i < m; i++) ab[i] = kf * (ab[i] - eb[i]);
+            ot_f32_to_lowp_n(o16 + i0, pt, ab, (size_t)m);
+        }
+    } else if (pt == OT_F32 && tt == OT_F32) {
         const float *restrict a = p->data, *restrict e = t->data;
         float *restrict o = g, kf = (float)k;
 #pragma omp parallel for simd schedule(static) if (n > PAR_WORK)

@@ -8,6 +8,7 @@
  *   approximate = "tanh": Y = 0.5 * x * (1 + tanh(u)), u = sqrt(2/pi) * (x + 0.044715 x^3),
  *     computed as x / (1 + exp(-2u)) (the same function, no cancellation) with the
  *     vectorisable ot_nn_expf for f32.
+ * bf16/f16 X: chunks converted to f32, the f32 kernels, one rounding per element.
  * Runs in parallel over elements. Accumulation rule: Y is written with `=`. */
 #include "nn_internal.h"
 
@@ -31,7 +32,7 @@ ot_status ot_gelu_parse(const ot_node *n, int opset, void *attr) {
 }
 
 ot_status ot_gelu_infer(ot_op_ctx *c) {
-    OT_TRY(ot_check_float_input(c, 0));
+    OT_TRY(ot_check_float_lowp_input(c, 0));
     return ot_set_out(c, 0, c->in[0]->dtype, c->in[0]->ndim, c->in[0]->dims);
 }
 
@@ -68,6 +69,22 @@ static void gelu_f32(const float *x, float *y, int64_t n, int tanh_approx) {
     }
 }
 
+/* 16-bit X: each chunk converted to f32, run by the f32 chunk kernel, rounded once. */
+static void gelu_lowp(const uint16_t *x, uint16_t *y, ot_dtype t, int64_t n, int tanh_approx) {
+    int64_t chunks = (n + GELU_CHUNK - 1) / GELU_CHUNK;
+#pragma omp parallel for schedule(static) if (n > PAR_WORK)
+    for (int64_t k = 0; k < chunks; k++) {
+        float xb[GELU_CHUNK], yb[GELU_CHUNK];
+        int64_t i0 = k * GELU_CHUNK, len = n - i0 < GELU_CHUNK ? n - i0 : GELU_CHUNK;
+        ot_lowp_to_f32_n(xb, x + i0, t, (size_t)len);
+        if (tanh_approx)
+            gelu_tanh_chunk(xb, yb, len);
+        else
+            gelu_erf_chunk(xb, yb, len);
+        ot_f32_to_lowp_n(y + i0, t, yb, (size_t)len);
+    }
+}
+
 static void gelu_erf_f64(const double *restrict x, double *restrict y, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > PAR_WORK)
     for (int64_t i = 0; i < n; i++) {
@@ -86,12 +103,14 @@ static void gelu_tanh_f64(const double *restrict x, double *restrict y, int64_t 
 }
 
 ot_status ot_gelu_cpu(ot_op_ctx *c) {
-    OT_TRY(ot_check_float_input(c, 0));
+    OT_TRY(ot_check_float_lowp_input(c, 0));
     const ot_gelu_attr *a = c->attr;
     int64_t n = ot_tensor_numel(c->in[0]);
     const void *x = c->in[0]->data;
     void *y = c->out[0]->data;
-    if (c->in[0]->dtype == OT_F32) {
+    if (ot_dtype_is_lowp(c->in[0]->dtype)) {
+        gelu_lowp(x, y, c->in[0]->dtype, n, a->tanh_approx);
+    } else if (c->in[0]->dtype == OT_F32) {
         gelu_f32(x, y, n, a->tanh_approx);
     } else {
         if (a->tanh_approx)

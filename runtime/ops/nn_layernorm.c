@@ -11,6 +11,8 @@
  * whatever the input dtype; InvStdDev = 1 / sqrt(var + epsilon). Centring subtracts the
  * mean as a T head plus a T residual, so rows with a large common offset keep their
  * deviations (single-pass E[x^2] - E[x]^2 in float would not). Rows run in parallel.
+ * bf16/f16: X, Scale, B and Y share the 16-bit dtype, Mean/InvStdDev stay float32 (stash_type
+ * 1); rows run through the f32 row kernel on converted buffers, Y rounded once (ln_lowp).
  * Accumulation rule: all outputs are written with `=`. */
 #include "nn_internal.h"
 
@@ -58,7 +60,7 @@ static ot_status check_weight(const ot_op_ctx *c, int i, int axis, int *per_row)
 
 static ot_status layernorm_check(const ot_op_ctx *c, int *axis_out, int *scale_rows, int *bias_rows) {
     const ot_layernorm_attr *a = c->attr;
-    OT_TRY(ot_check_float_input(c, 0));
+    OT_TRY(ot_check_float_lowp_input(c, 0));
     OT_TRY(ot_check_input(c, 1, OT_UNDEFINED));
     const ot_tensor *x = c->in[0];
     if (x->ndim < 1) return ot_errorf(OT_E_SHAPE, "%s: X must have rank >= 1, got a scalar", ot_op_label(c));
@@ -150,6 +152,42 @@ static const void *expand_weight(const ot_tensor *x, const ot_tensor *w, int nd,
 DEFINE_LAYERNORM(f32, float)
 DEFINE_LAYERNORM(f64, double)
 
+/* 16-bit X, Scale, B: per row, X (and per-row weights) converted into per-thread f32
+ * buffers, ln_row_f32 (statistics in double, Mean/InvStdDev stored as f32), Y rounded once.
+ * Broadcast ([n]) weights are converted once. sc/bi are the expanded 16-bit weights. */
+static ot_status ln_lowp(const ot_op_ctx *c, ot_dtype t, const uint16_t *x, uint16_t *y, const uint16_t *sc,
+                         int64_t sstride, const uint16_t *bi, int64_t bstride, float *mean_out, float *inv_out,
+                         int64_t rows, int64_t n, double eps) {
+    float *shared = malloc((size_t)(2 * n) * sizeof *shared); /* [n] Scale, [n] B when not per-row */
+    if (!shared) return ot_errorf(OT_E_NOMEM, "%s: out of memory for f32 weights", ot_op_label(c));
+    if (!sstride) ot_lowp_to_f32_n(shared, sc, t, (size_t)n);
+    if (bi && !bstride) ot_lowp_to_f32_n(shared + n, bi, t, (size_t)n);
+    int fail = 0;
+#pragma omp parallel if (rows * n > PAR_WORK && rows > 1)
+    {
+        float *buf = malloc((size_t)(4 * n) * sizeof *buf);
+        if (!buf) {
+#pragma omp atomic write
+            fail = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            if (!buf) continue;
+            float *xb = buf, *yb = buf + n, *sb = sstride ? buf + 2 * n : shared;
+            float *bb = bi ? (bstride ? buf + 3 * n : shared + n) : NULL;
+            ot_lowp_to_f32_n(xb, x + r * n, t, (size_t)n);
+            if (sstride) ot_lowp_to_f32_n(sb, sc + r * sstride, t, (size_t)n);
+            if (bi && bstride) ot_lowp_to_f32_n(bb, bi + r * bstride, t, (size_t)n);
+            ln_row_f32(xb, yb, sb, bb, n, eps, mean_out ? mean_out + r : NULL, inv_out ? inv_out + r : NULL);
+            ot_f32_to_lowp_n(y + r * n, t, yb, (size_t)n);
+        }
+        free(buf);
+    }
+    free(shared);
+    if (fail) return ot_errorf(OT_E_NOMEM, "%s: out of memory for f32 row buffers", ot_op_label(c));
+    return OT_OK;
+}
+
 ot_status ot_layernorm_cpu(ot_op_ctx *c) {
     const ot_layernorm_attr *a = c->attr;
     int axis, scale_rows, bias_rows;
@@ -178,11 +216,15 @@ ot_status ot_layernorm_cpu(ot_op_ctx *c) {
         return ot_errorf(OT_E_NOMEM, "%s: out of memory expanding Scale/B", ot_op_label(c));
     }
     int64_t ss = scale_rows ? n : 0, bs = bias_rows ? n : 0;
-    if (x->dtype == OT_F32)
+    ot_status st = OT_OK;
+    if (ot_dtype_is_lowp(x->dtype))
+        st = ln_lowp(c, x->dtype, x->data, c->out[0]->data, sc, ss, bi, bs, mean_out, inv_out, rows, n,
+                     (double)a->epsilon);
+    else if (x->dtype == OT_F32)
         ln_f32(x->data, c->out[0]->data, sc, ss, bi, bs, mean_out, inv_out, rows, n, (double)a->epsilon);
     else
         ln_f64(x->data, c->out[0]->data, sc, ss, bi, bs, mean_out, inv_out, rows, n, (double)a->epsilon);
     free(sown);
     free(bown);
-    return OT_OK;
+    return st;
 }

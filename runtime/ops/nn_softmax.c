@@ -9,10 +9,13 @@
  * Rows (or column chunks) run in parallel with OpenMP; the f32 per-row kernels use the
  * branch-free ot_nn_expf so they vectorise, and are built for AVX-512 / AVX2 / baseline
  * with runtime dispatch (OT_NN_CLONES). A row holding NaN gives NaN; a row of all -inf
- * gives NaN (0/0). Accumulation rule: Y is written with `=`. */
+ * gives NaN (0/0). Accumulation rule: Y is written with `=`.
+ * bf16/f16 X: Y has X's dtype; rows are converted into f32 buffers and run by the f32
+ * kernels (run_lowp), one rounding per output element. */
 #include "nn_internal.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define PAR_WORK (1 << 15) /* elements below which a call stays single-threaded */
@@ -43,7 +46,7 @@ ot_status ot_softmax_view(const ot_op_ctx *c, int64_t *outer, int64_t *n, int64_
 }
 
 ot_status ot_softmax_infer(ot_op_ctx *c) {
-    OT_TRY(ot_check_float_input(c, 0));
+    OT_TRY(ot_check_float_lowp_input(c, 0));
     int64_t o, n, i;
     OT_TRY(ot_softmax_view(c, &o, &n, &i));
     return ot_set_out(c, 0, c->in[0]->dtype, c->in[0]->ndim, c->in[0]->dims);
@@ -179,12 +182,50 @@ static void cols_f64(const double *restrict x, double *restrict y, int64_t n, in
 DEFINE_RUN(f32, float)
 DEFINE_RUN(f64, double)
 
+/* 16-bit X (bf16/f16): each row (or [n, CHUNK] column block) is converted into a per-thread
+ * f32 buffer, normalised by the f32 kernel above (max, exp and sums in f32/double), and
+ * rounded once into Y: bit-identical to the f32 op on the converted input, then rounded. */
+static ot_status run_lowp(const ot_op_ctx *c, const uint16_t *x, uint16_t *y, ot_dtype t, int64_t outer, int64_t n,
+                          int64_t inner, int is_log) {
+    const int par = outer * n * inner > PAR_WORK;
+    const int64_t bw = inner == 1 ? 1 : CHUNK, nchunk = (inner + bw - 1) / bw, tasks = outer * nchunk;
+    int fail = 0;
+#pragma omp parallel if (par && tasks > 1)
+    {
+        float *xb = malloc((size_t)(2 * n * bw) * sizeof *xb), *yb = xb ? xb + n * bw : NULL;
+        if (!xb) {
+#pragma omp atomic write
+            fail = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t k = 0; k < tasks; k++) {
+            if (!xb) continue;
+            const int64_t o = k / nchunk, j0 = (k % nchunk) * bw, w = inner - j0 < bw ? inner - j0 : bw;
+            const int64_t off = o * n * inner + j0;
+            if (inner == 1) {
+                ot_lowp_to_f32_n(xb, x + off, t, (size_t)n);
+                row_f32(xb, yb, n, is_log);
+                ot_f32_to_lowp_n(y + off, t, yb, (size_t)n);
+            } else {
+                for (int64_t i = 0; i < n; i++) ot_lowp_to_f32_n(xb + i * w, x + off + i * inner, t, (size_t)w);
+                cols_f32(xb, yb, n, w, w, is_log);
+                for (int64_t i = 0; i < n; i++) ot_f32_to_lowp_n(y + off + i * inner, t, yb + i * w, (size_t)w);
+            }
+        }
+        free(xb);
+    }
+    if (fail) return ot_errorf(OT_E_NOMEM, "%s: out of memory for f32 row buffers", ot_op_label(c));
+    return OT_OK;
+}
+
 ot_status ot_softmax_cpu(ot_op_ctx *c) {
-    OT_TRY(ot_check_float_input(c, 0));
+    OT_TRY(ot_check_float_lowp_input(c, 0));
     const ot_softmax_attr *a = c->attr;
     int64_t outer, n, inner;
     OT_TRY(ot_softmax_view(c, &outer, &n, &inner));
     if (outer == 0 || n == 0 || inner == 0) return OT_OK;
+    if (ot_dtype_is_lowp(c->in[0]->dtype))
+        return run_lowp(c, c->in[0]->data, c->out[0]->data, c->in[0]->dtype, outer, n, inner, a->log);
     if (c->in[0]->dtype == OT_F32)
         run_f32(c->in[0]->data, c->out[0]->data, outer, n, inner, a->log);
     else

@@ -44,6 +44,16 @@ ot_status ot_check_float_input(const ot_op_ctx *c, int i) {
     return OT_OK;
 }
 
+ot_status ot_check_float_lowp_input(const ot_op_ctx *c, int i) {
+    OT_TRY(ot_check_input(c, i, OT_UNDEFINED));
+    ot_dtype t = c->in[i]->dtype;
+    if (t != OT_F32 && t != OT_F64 && !ot_dtype_is_lowp(t))
+        return ot_errorf(OT_E_UNSUPPORTED,
+                         "%s: input %d dtype %s is not supported (expected float32, float64, bfloat16 or float16)",
+                         ot_op_label(c), i, ot_dtype_name(t));
+    return OT_OK;
+}
+
 ot_status ot_check_same_dtype(const ot_op_ctx *c, int a, int b) {
     if (c->in[a]->dtype != c->in[b]->dtype)
         return ot_errorf(OT_E_SHAPE, "%s: inputs %d and %d must have the same dtype, got %s and %s", ot_op_label(c),

@@ -3,6 +3,7 @@
 #ifndef OT_OPHELP_H
 #define OT_OPHELP_H
 
+#include "../../core/lowp.h"
 #include "../op.h"
 
 /* Normalises an ONNX axis (negative counts from the end) for a tensor of `rank`; fails
@@ -17,6 +18,11 @@ ot_status ot_check_input(const ot_op_ctx *c, int i, ot_dtype dt);
 /* Fails unless input i is present and float32 or float64 (the dtypes the nn, gradient and
  * loss kernels compute in). */
 ot_status ot_check_float_input(const ot_op_ctx *c, int i);
+/* As ot_check_float_input, also accepting bfloat16 and float16: for ops whose kernels take
+ * 16-bit float tensors (storage 16-bit, arithmetic in f32, one rounding per output element).
+ * An op supports 16-bit exactly when its infer accepts it: the autocast pass wraps every op
+ * whose infer rejects it in Casts, so only ops with a 16-bit kernel may call this. */
+ot_status ot_check_float_lowp_input(const ot_op_ctx *c, int i);
 /* Fails unless inputs a and b have the same dtype. */
 ot_status ot_check_same_dtype(const ot_op_ctx *c, int a, int b);
 /* Fails unless input i's value is known at plan time (call from infer). `what` names it. */

@@ -6,7 +6,9 @@
  * time (value_inputs). No axes (absent, or an empty list) reduces over all dims, unless
  * noop_with_empty_axes = 1, which makes the op an identity. Negative axes count from the
  * end; a repeated axis is an error. keepdims (default 1) keeps reduced dims as 1.
- * dtypes: f32, f64, i32, i64. f32/f64 sums accumulate in double (vectorised over several
+ * dtypes: f32, f64, i32, i64, bf16, f16 (16-bit: the input is converted to an f32 copy, the
+ * f32 kernels run, each output is rounded once; the copy costs 2x the input in f32 bytes —
+ * fine for the small reductions of training graphs). f32/f64 sums accumulate in double (vectorised over several
  * partial sums), integer sums in 64 bits with wrap-around; ReduceMean divides at the end
  * (integer division truncates toward zero). ReduceMax propagates NaN. Over an empty set
  * (a reduced dim of size 0) ReduceSum and ReduceMean give 0 (as ONNX Runtime does; the
@@ -119,8 +121,9 @@ static ot_status reduce_axes(const ot_op_ctx *c, int *reduced, int *identity) {
 static ot_status reduce_check(const ot_op_ctx *c) {
     OT_TRY(ot_check_input(c, 0, OT_UNDEFINED));
     ot_dtype t = c->in[0]->dtype;
-    if (t != OT_F32 && t != OT_F64 && t != OT_I32 && t != OT_I64)
-        return ot_errorf(OT_E_UNSUPPORTED, "%s: dtype %s is not supported (expected float32, float64, int32 or int64)",
+    if (t != OT_F32 && t != OT_F64 && t != OT_I32 && t != OT_I64 && !ot_dtype_is_lowp(t))
+        return ot_errorf(OT_E_UNSUPPORTED,
+                         "%s: dtype %s is not supported (expected float32, float64, int32, int64, bfloat16 or float16)",
                          ot_op_label(c), ot_dtype_name(t));
     return OT_OK;
 }
@@ -399,6 +402,8 @@ static void fill_empty(ot_dtype t, reduce_kind kind, void *y, int64_t n) {
         case OT_F64: ((double *)y)[i] = kind == R_MAX ? -INFINITY : 0.0; break;
         case OT_I32: ((int32_t *)y)[i] = kind == R_MAX ? INT32_MIN : 0; break;
         case OT_I64: ((int64_t *)y)[i] = kind == R_MAX ? INT64_MIN : 0; break;
+        case OT_BF16: ((uint16_t *)y)[i] = kind == R_MAX ? 0xFF80u : 0; break; /* -inf, +0 */
+        case OT_F16: ((uint16_t *)y)[i] = kind == R_MAX ? 0xFC00u : 0; break;
         default: break;
         }
 }
@@ -425,6 +430,19 @@ static ot_status reduce_cpu(ot_op_ctx *c) {
     for (int g = 0; g < p.ng; g++) any_red |= p.red[g];
     if (identity || !any_red) { /* nothing to combine: each output is one input element */
         memcpy(y->data, x->data, (size_t)nin * ot_dtype_size(x->dtype));
+        return OT_OK;
+    }
+    if (ot_dtype_is_lowp(x->dtype)) { /* f32 copies in, the f32 kernels, one rounding out */
+        float *xf = malloc((size_t)nin * sizeof *xf), *yf = malloc((size_t)nout * sizeof *yf);
+        if (!xf || !yf) {
+            free(xf), free(yf);
+            return ot_errorf(OT_E_NOMEM, "%s: out of memory for the f32 copy of %lld elements", ot_op_label(c),
+                             (long long)nin);
+        }
+        ot_lowp_to_f32_n(xf, x->data, x->dtype, (size_t)nin);
+        run_f32(a->kind, &p, xf, yf, cnt);
+        ot_f32_to_lowp_n(y->data, y->dtype, yf, (size_t)nout);
+        free(xf), free(yf);
         return OT_OK;
     }
     switch (x->dtype) {

@@ -30,8 +30,9 @@ static ot_status dropout_infer(ot_op_ctx *c) {
     OT_TRY(ot_check_input(c, 0, OT_UNDEFINED));
     OT_TRY(ot_check_input(c, 1, OT_I64));
     const ot_tensor *x = c->in[0];
-    if (x->dtype != OT_F32 && x->dtype != OT_F64)
-        return ot_errorf(OT_E_UNSUPPORTED, "%s: dtype %s (f32, f64 supported)", ot_op_label(c), ot_dtype_name(x->dtype));
+    if (x->dtype != OT_F32 && x->dtype != OT_F64 && !ot_dtype_is_lowp(x->dtype))
+        return ot_errorf(OT_E_UNSUPPORTED, "%s: dtype %s (f32, f64, bf16, f16 supported)", ot_op_label(c),
+                         ot_dtype_name(x->dtype));
     if (ot_tensor_numel(c->in[1]) != 1) return ot_errorf(OT_E_SHAPE, "%s: seed must be a scalar", ot_op_label(c));
     return ot_set_out(c, 0, x->dtype, x->ndim, x->dims);
 }
@@ -51,7 +52,21 @@ static ot_status dropout_cpu(ot_op_ctx *c) {
     uint64_t threshold = (uint64_t)((double)a->ratio * 9007199254740992.0);
     double keep_scale = 1.0 / (1.0 - a->ratio);
     int64_t n = ot_tensor_numel(x);
-    if (x->dtype == OT_F32) {
+    if (ot_dtype_is_lowp(x->dtype)) { /* x * s in f32 (the f32 kernel's product), rounded once */
+        const uint16_t *xs = x->data;
+        uint16_t *ys = y->data;
+        const float s = (float)keep_scale;
+        const int bf = x->dtype == OT_BF16;
+#pragma omp parallel for if (n > 65536) schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            if ((mix(key + (uint64_t)i) >> 11) < threshold) {
+                ys[i] = 0; /* +0 */
+                continue;
+            }
+            const float v = (bf ? ot_bf16_to_f32(xs[i]) : ot_f16_to_f32(xs[i])) * s;
+            ys[i] = bf ? ot_f32_to_bf16(v) : ot_f32_to_f16(v);
+        }
+    } else if (x->dtype == OT_F32) {
         const float *xs = x->data;
         float *ys = y->data, s = (float)keep_scale;
 #pragma omp parallel for if (n > 65536) schedule(static)

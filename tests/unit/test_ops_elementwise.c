@@ -121,12 +121,12 @@ static void test_add_shapes(void) {
     ot_tensor_free(y);
 
     /* Shape and dtype errors. */
-    ot_tensor *B5 = oh_f32(1, DIMS(5), NULL), *I = oh_tensor(OT_I64, 1, DIMS(4), NULL), *H = oh_tensor(OT_F16, 1, DIMS(4), NULL);
+    ot_tensor *B5 = oh_f32(1, DIMS(5), NULL), *I = oh_tensor(OT_I64, 1, DIMS(4), NULL), *H = oh_tensor(OT_U16, 1, DIMS(4), NULL);
     const ot_tensor *p1[2] = {A, B5}, *p2[2] = {R, I}, *p3[2] = {H, H};
     CHECK(oh_run("Add", 17, NULL, 0, 2, p1, &y) == OT_E_SHAPE);
     CHECK(oh_run("Add", 17, NULL, 0, 2, p2, &y) == OT_E_SHAPE);
     CHECK(oh_run("Add", 17, NULL, 0, 2, p3, &y) == OT_E_UNSUPPORTED);
-    CHECK(strstr(ot_last_error(), "float16") && strstr(ot_last_error(), "Add node 't'"));
+    CHECK(strstr(ot_last_error(), "uint16") && strstr(ot_last_error(), "Add node 't'"));
 
     ot_tensor *all[] = {A, B, R, S, C, R2, M, E, E2, T3, B5, I, H};
     for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) ot_tensor_free(all[k]);
@@ -296,8 +296,8 @@ static void test_pow(void) {
     CHECK(y && I64(y)[0] == 15 && I64(y)[1] == 2 && I64(y)[2] == -8 && I64(y)[3] == 0);
     ot_tensor_free(y);
 
-    /* A bool exponent and a float16 base are rejected. */
-    ot_tensor *BO = oh_tensor(OT_BOOL, 1, DIMS(6), NULL), *H = oh_tensor(OT_F16, 1, DIMS(6), NULL);
+    /* A bool exponent and a uint16 base are rejected. */
+    ot_tensor *BO = oh_tensor(OT_BOOL, 1, DIMS(6), NULL), *H = oh_tensor(OT_U16, 1, DIMS(6), NULL);
     const ot_tensor *bad1[2] = {X, BO}, *bad2[2] = {H, X};
     CHECK(oh_run("Pow", 17, NULL, 0, 2, bad1, &y) == OT_E_UNSUPPORTED);
     CHECK(oh_run("Pow", 17, NULL, 0, 2, bad2, &y) == OT_E_UNSUPPORTED);
