@@ -135,6 +135,7 @@ static ot_status wrap(autocast *a, int ni) {
         a->dt[v] = a->lowp;
     }
     a->st->n_wrapped++;
+    if (getenv("OT_AUTOCAST_TRACE")) fprintf(stderr, "autocast: %s runs in f32\n", ot_node_label(a->g, &a->g->nodes[ni]));
     return OT_OK;
 }
 
@@ -179,6 +180,20 @@ static ot_status visit(autocast *a, int ni) {
             }
             a->g->nodes[ni].in[k] = a->narrowed[v];
         }
+        set_outputs(a, ni, out_dt);
+        a->st->n_native++;
+        return push_order(a, ni);
+    }
+    /* A mixed-precision variant of the op in onnxtune's domain (Mul of a 16-bit tensor by an
+     * f32 constant): the node switches to it. */
+    const ot_op_def *mixed = ot_op_find("ai.onnxtune", n->op_type, 1, &known);
+    for (int k = 0; k < n->n_in; k++) in_dt[k] = n->in[k] >= 0 ? a->dt[n->in[k]] : OT_UNDEFINED;
+    if (mixed && !n->domain[0] && !mixed->attr_size && !def->attr_size && try_infer(a, ni, mixed, in_dt, out_dt)) {
+        char *dom = strdup("ai.onnxtune");
+        if (!dom) return ot_errorf(OT_E_NOMEM, "out of memory");
+        if (!ot_graph_opset(a->g, "ai.onnxtune")) OT_TRY(ot_graph_add_opset(a->g, "ai.onnxtune", 1));
+        free(a->g->nodes[ni].domain);
+        a->g->nodes[ni].domain = dom;
         set_outputs(a, ni, out_dt);
         a->st->n_native++;
         return push_order(a, ni);

@@ -17,7 +17,8 @@
  *
  * The graph is planned once in f32 inside (for shapes and folded constants), so `inputs` are
  * the ones ot_plan_create would take. Afterwards every graph output's declared dtype is the
- * new one (parameter gradients become 16-bit). */
+ * new one (parameter gradients become 16-bit). With OT_AUTOCAST_TRACE set in the environment,
+ * every node wrapped in Casts is named on stderr (to find ops worth a 16-bit kernel). */
 #ifndef OT_AUTOCAST_H
 #define OT_AUTOCAST_H
 

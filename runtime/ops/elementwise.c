@@ -152,6 +152,10 @@ ot_status ot_ew_infer_bcast(ot_op_ctx *c, int first, int n, const ot_ew_fn *tabl
     {.domain = "", .op_type = "Cast", .since = lo, .until = hi, .min_in = 1, .max_in = 1, \
      .attr_size = sizeof(ot_cast_attr), .parse = parse_fn, .infer = ot_ew_cast_infer, .cpu = ot_ew_cast_cpu}
 
+#define EW_MIXED(type)                                                                                   \
+    {.domain = "ai.onnxtune", .op_type = type, .since = 1, .until = 1, .min_in = 2, .max_in = 2, \
+     .infer = ot_ew_mixed_infer, .cpu = ot_ew_mixed_cpu}
+
 const ot_op_def ot_ops_elementwise[] = {
     EW_OP("Add", add, 13, 21, 2, 2),
     EW_OP("Sub", sub, 13, 21, 2, 2),
@@ -183,6 +187,11 @@ const ot_op_def ot_ops_elementwise[] = {
     /* Cast gained `saturate` at opset 19. */
     EW_CAST(13, 18, ot_ew_cast13_parse),
     EW_CAST(19, 21, ot_ew_cast19_parse),
+    /* mixed precision variants the autocast pass switches to (runtime/autocast.h) */
+    EW_MIXED("Add"),
+    EW_MIXED("Sub"),
+    EW_MIXED("Mul"),
+    EW_MIXED("Div"),
 };
 
 const int ot_ops_elementwise_count = (int)(sizeof ot_ops_elementwise / sizeof ot_ops_elementwise[0]);

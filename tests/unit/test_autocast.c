@@ -1,6 +1,7 @@
 /* test_autocast.c — the mixed-precision graph pass (runtime/autocast.c) on hand-built graphs:
  * which weights and constants become 16-bit, that an op without 16-bit kernels (Einsum) runs in
- * f32 between Casts whose temporaries feed exactly one node, that outputs take the new dtype,
+ * f32 between Casts whose temporaries feed exactly one node, that an f32 constant the 16-bit
+ * type cannot hold turns an Add into its mixed-precision variant, that outputs take the new dtype,
  * and that the result stays within the rounding the 16-bit type implies of the f32 graph. */
 #include <math.h>
 #include <stdlib.h>
@@ -112,9 +113,15 @@ static void check_lowp(ot_dtype lowp) {
             for (int k = 0; k < g->nodes[n].n_in; k++) readers += g->nodes[n].in[k] == v;
         CHECK(readers == 1);
     }
-    /* The Einsum itself reads f32 operands. */
-    for (int n = 0; n < g->n_nodes; n++)
-        if (!strcmp(g->nodes[n].op_type, "Einsum")) CHECK(strstr(g->values[g->nodes[n].in[1]].name, "/f32") != NULL);
+    /* The Einsum itself reads f32 operands; h + 1e-5 became the mixed-precision Add (16-bit h,
+     * the f32 constant as it is); y * 2 a plain 16-bit Mul (2 is exact in 16 bits). */
+    for (int n = 0; n < g->n_nodes; n++) {
+        const ot_node *nd = &g->nodes[n];
+        if (!strcmp(nd->op_type, "Einsum")) CHECK(strstr(g->values[nd->in[1]].name, "/f32") != NULL);
+        if (!strcmp(nd->name, "add_eps")) CHECK(!strcmp(nd->domain, "ai.onnxtune") && nd->in[1] == ot_graph_find(g, "eps"));
+        if (!strcmp(nd->name, "mul_two"))
+            CHECK(!nd->domain[0] && !strcmp(g->values[nd->in[1]].name, lowp == OT_BF16 ? "two/bf16" : "two/f16"));
+    }
 
     run(g, x, got, &dt);
     CHECK(dt == lowp);
