@@ -412,8 +412,10 @@ ot_status ot_session_build(ot_session *s, const ot_train_config *cfg, const ot_b
     if (st == OT_OK) {
         for (int i = 0; i < s->n_params; i++) wrt[i] = s->params[i].value;
         ot_autodiff_opts ao = {s->compute == OT_F16};
-        int n_in = g->n_inputs;
+        int n_in = g->n_inputs, n_forward = g->n_nodes;
         st = ot_autodiff(g, meta, s->loss, wrt, s->n_params, &ao, grads);
+        /* before autocast, whose Casts would blur the forward/backward boundary */
+        if (st == OT_OK && cfg->checkpoint_activations) st = ot_remat_blocks(g, n_forward, &s->remat);
         if (st == OT_OK && g->n_inputs > n_in) { /* the seed input autodiff added */
             st = bind_seed_feed(s, g->inputs[n_in]);
             inputs[n_in] = &s->feeds[n_in].t;

@@ -14,6 +14,7 @@
 
 #include "onnxtune/runtime.h"
 #include "runtime/autocast.h"
+#include "trainer/remat.h"
 #include "trainer/config.h"
 #include "trainer/data.h"
 #include "trainer/lora.h"
@@ -56,6 +57,7 @@ typedef struct ot_session {
     ot_dtype compute;  /* OT_F32, OT_BF16 or OT_F16 (from cfg->precision) */
     float loss_scale;  /* fp16: the loss-gradient seed fed on each step (1 otherwise) */
     ot_autocast_stats autocast;
+    ot_remat_stats remat; /* --checkpoint-activations */
 } ot_session;
 
 /* Loads the model, makes parameters (LoRA or full), attaches the loss head, differentiates,
