@@ -123,8 +123,10 @@ static ot_status on_line(ot_watch *w, const char *line) {
     int64_t step = (int64_t)num(j, "step", &ok);
     double loss = num(j, "loss", &ok);
     int ok2 = 1;
-    double lr = num(j, "lr", &ok2), gn = num(j, "grad_norm", &ok2), tokens = num(j, "tokens", &ok2),
+    int okg = 1; /* grad_norm is null on a step fp16 skipped for overflowing gradients */
+    double lr = num(j, "lr", &ok2), gn = num(j, "grad_norm", &okg), tokens = num(j, "tokens", &ok2),
            tps = num(j, "tokens_per_s", &ok2), el = num(j, "elapsed_s", &ok2);
+    int skipped = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "skipped"));
     int okt = 1;
     double tot = num(j, "total_steps", &okt);
     cJSON_Delete(j);
@@ -144,10 +146,14 @@ static ot_status on_line(ot_watch *w, const char *line) {
     else
         snprintf(msg, sizeof msg, "Step %lld: training loss=%.4f", (long long)step, loss);
     int n = snprintf(data, sizeof data, "{\"step\":%lld,\"train_loss\":%.9g", (long long)step, loss);
-    if (ok2)
+    if (ok2) {
+        char gn_s[32] = "null";
+        if (okg) snprintf(gn_s, sizeof gn_s, "%.9g", gn);
         n += snprintf(data + n, sizeof data - (size_t)n,
-                      ",\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens\":%.0f,\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f", lr, gn,
+                      ",\"lr\":%.9g,\"grad_norm\":%s,\"tokens\":%.0f,\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f", lr, gn_s,
                       tokens, tps, el);
+    }
+    if (skipped) n += snprintf(data + n, sizeof data - (size_t)n, ",\"skipped\":true");
     if (w->total_steps) n += snprintf(data + n, sizeof data - (size_t)n, ",\"total_steps\":%lld", (long long)w->total_steps);
     snprintf(data + n, sizeof data - (size_t)n, "}");
     OT_TRY(ot_store_event_add(w->st, w->job_id, "info", msg, data, NULL));

@@ -44,19 +44,19 @@ typedef struct {
 } reporter;
 
 /* acc: the step's mean token accuracy, NaN when the loss has none (mse: the key is left out).
- * scale: fp16's loss scale the step ran with, 0 when there is none (the keys are left out);
- * skipped: the step's gradients overflowed and the update was skipped. */
+ * scale: the loss scale the step ran with (1 unless fp16); skipped: the step's fp16 gradients
+ * overflowed and the update was skipped (its grad_norm, not finite, is logged as null). */
 static void report(reporter *r, int64_t step, int64_t total, double loss, double acc, double lr, double norm,
                    double tokens, double tok_s, double elapsed, double scale, int skipped) {
     if (r->log) {
-        char acc_s[64] = "", scale_s[96] = "";
+        char acc_s[64] = "", norm_s[32] = "null";
         if (!isnan(acc)) snprintf(acc_s, sizeof acc_s, ", \"train_mean_token_accuracy\": %.9g", acc);
-        if (scale > 0)
-            snprintf(scale_s, sizeof scale_s, ", \"loss_scale\": %.9g, \"skipped\": %s", scale, skipped ? "true" : "false");
+        if (isfinite(norm)) snprintf(norm_s, sizeof norm_s, "%.9g", norm);
         fprintf(r->log,
-                "{\"step\": %lld, \"total_steps\": %lld, \"loss\": %.9g%s, \"lr\": %.9g, \"grad_norm\": %.9g%s, "
-                "\"tokens\": %.0f, \"tokens_per_s\": %.1f, \"elapsed_s\": %.3f}\n",
-                (long long)step, (long long)total, loss, acc_s, lr, norm, scale_s, tokens, tok_s, elapsed);
+                "{\"step\": %lld, \"total_steps\": %lld, \"loss\": %.9g%s, \"lr\": %.9g, \"grad_norm\": %s, "
+                "\"loss_scale\": %.9g, \"skipped\": %s, \"tokens\": %.0f, \"tokens_per_s\": %.1f, \"elapsed_s\": %.3f}\n",
+                (long long)step, (long long)total, loss, acc_s, lr, norm_s, scale, skipped ? "true" : "false", tokens,
+                tok_s, elapsed);
         fflush(r->log);
     }
     double eta = step ? elapsed / (double)step * (double)(total - step) : 0;
@@ -334,6 +334,9 @@ ot_status ot_train(const ot_train_config *cfg) {
         fprintf(stderr, "training %lld parameters in %d tensors (%s), %lld steps of %lld samples (%lld x %lld), %s\n",
                 (long long)trainable, n, cfg->full ? "full" : "LoRA", (long long)total, (long long)cfg->batch_size,
                 (long long)mb, (long long)accum, cfg->precision);
+    if (st == OT_OK && cfg->checkpoint_activations)
+        fprintf(stderr, "activation checkpointing: %d blocks recomputed in backward (%d nodes)\n", t.s.remat.n_blocks,
+                t.s.remat.n_recomputed_nodes);
     if (st == OT_OK && t.s.compute != OT_F32)
         fprintf(stderr, "%s: %d weights stored in 16 bits (%.1f MB saved), %d nodes run on 16-bit tensors, %d in f32 "
                 "between %d Casts\n", cfg->precision, t.s.autocast.n_weights, (double)t.s.autocast.weight_bytes_saved / 1e6,
@@ -390,7 +393,7 @@ ot_status ot_train(const ot_train_config *cfg) {
         double elapsed = omp_get_wtime() - t_start;
         report(&rep, step + 1, total, loss_sum / (double)accum, has_acc ? acc_sum / (double)accum : NAN, lr, norm,
                tokens_total, elapsed > 0 ? tokens_run / elapsed : 0, omp_get_wtime() - rep.t0,
-               !strcmp(cfg->precision, "fp16") ? scale : 0, skipped);
+               scale, skipped);
         /* the eval line is written before the checkpoint appears, so a watcher that sees the
          * checkpoint finds its eval line already logged */
         if (cfg->save_every && (step + 1) % cfg->save_every == 0 && step + 1 < total) {

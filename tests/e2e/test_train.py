@@ -103,13 +103,13 @@ def train(out, log=None, steps=6, **over):
     return ok(cli(*base_args(out, log, steps, **over)))
 
 
-def read_log(path):
-    """[(parsed record, raw line)] of the step and eval lines of a --log-json file (the run's
-    one {"memory": ...} line, checked by test_estimate.py, is left out)."""
+def read_log(path, all_lines=False):
+    """[(parsed record, raw line)] of the step and eval lines of a --log-json file; the run's
+    one {"memory": ...} line (checked by test_estimate.py) only with all_lines."""
     with open(path) as f:
         lines = [ln.rstrip("\n") for ln in f if ln.strip()]
     recs = [(json.loads(ln), ln) for ln in lines]
-    return [(r, ln) for r, ln in recs if "step" in r]
+    return [(r, ln) for r, ln in recs if all_lines or "step" in r]
 
 
 def raw_field(line, key):
