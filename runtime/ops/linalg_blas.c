@@ -5,7 +5,7 @@
  * contiguous. Accumulation rule: C is written with `=` (BLAS beta = 0); the engine never
  * reads C. It never copies or materialises a broadcast operand: batch offsets are index
  * arithmetic. f32/f64 go to OpenBLAS (cblas_sgemm/dgemm); integer types use plain loops
- * with wrap-around arithmetic.
+ * with wrap-around arithmetic; bf16/f16 are handed to linalg_lowp.c.
  *
  * Threading: OpenBLAS's OpenMP build sizes its own parallel regions by omp_get_max_threads()
  * and runs single-threaded when called inside an active OpenMP parallel region (its
@@ -85,9 +85,8 @@ static void gemm_one(const ot_gemm_batch *g, int64_t M, const void *a, const voi
     }
 }
 
-/* Element offsets of batch index `bi` in A and B. */
-static void batch_offsets(int nb, const int64_t *dims, const int64_t *as, const int64_t *bs, int64_t bi,
-                          int64_t *ao, int64_t *bo) {
+void ot_gemm_batch_offsets(int nb, const int64_t *dims, const int64_t *as, const int64_t *bs, int64_t bi,
+                           int64_t *ao, int64_t *bo) {
     int64_t oa = 0, ob = 0;
     for (int d = nb - 1; d >= 0; d--) {
         int64_t i = bi % dims[d];
@@ -99,12 +98,10 @@ static void batch_offsets(int nb, const int64_t *dims, const int64_t *as, const 
     *bo = ob;
 }
 
-ot_status ot_gemm_batch_run(const ot_gemm_batch *g0) {
-    if (!ot_gemm_dtype_ok(g0->dtype))
-        return ot_errorf(OT_E_INTERNAL, "GEMM engine called with unsupported dtype %s", ot_dtype_name(g0->dtype));
+int64_t ot_gemm_batch_coalesce(const ot_gemm_batch *g0, ot_gemm_batch *out) {
     ot_gemm_batch g = *g0;
-    /* Coalesce batch dims: drop size 1, merge a dim into the previous one when both
-     * operands' strides are contiguous across the pair. */
+    /* Drop size 1, merge a dim into the previous one when both operands' strides are
+     * contiguous across the pair. */
     int nb = 0;
     int64_t nbatch = 1;
     for (int d = 0; d < g0->nb; d++) {
@@ -123,6 +120,17 @@ ot_status ot_gemm_batch_run(const ot_gemm_batch *g0) {
         }
     }
     g.nb = nb;
+    *out = g;
+    return nbatch;
+}
+
+ot_status ot_gemm_batch_run(const ot_gemm_batch *g0) {
+    if (ot_dtype_is_lowp(g0->dtype)) return ot_gemm_lowp_run(g0, NULL);
+    if (!ot_gemm_dtype_ok(g0->dtype))
+        return ot_errorf(OT_E_INTERNAL, "GEMM engine called with unsupported dtype %s", ot_dtype_name(g0->dtype));
+    ot_gemm_batch g;
+    const int64_t nbatch = ot_gemm_batch_coalesce(g0, &g);
+    const int nb = g.nb;
     const int64_t M = g.M, N = g.N, K = g.K;
     if (nbatch == 0 || M == 0 || N == 0) return OT_OK;
     const size_t esz = ot_dtype_size(g.dtype);
@@ -167,13 +175,13 @@ ot_status ot_gemm_batch_run(const ot_gemm_batch *g0) {
 #pragma omp parallel for schedule(dynamic) if (par)
         for (int64_t bi = 0; bi < nbatch; bi++) {
             int64_t ao, bo;
-            batch_offsets(nb, g.bdims, g.a_bstride, g.b_bstride, bi, &ao, &bo);
+            ot_gemm_batch_offsets(nb, g.bdims, g.a_bstride, g.b_bstride, bi, &ao, &bo);
             gemm_one(&g, M, a + ao * (int64_t)esz, b + bo * (int64_t)esz, c + bi * cstride * (int64_t)esz);
         }
     } else {
         for (int64_t bi = 0; bi < nbatch; bi++) {
             int64_t ao, bo;
-            batch_offsets(nb, g.bdims, g.a_bstride, g.b_bstride, bi, &ao, &bo);
+            ot_gemm_batch_offsets(nb, g.bdims, g.a_bstride, g.b_bstride, bi, &ao, &bo);
             gemm_one(&g, M, a + ao * (int64_t)esz, b + bo * (int64_t)esz, c + bi * cstride * (int64_t)esz);
         }
     }

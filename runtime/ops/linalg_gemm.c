@@ -3,6 +3,8 @@
  * Shapes: op(A) is [M, K] (A is [K, M] when transA), op(B) is [K, N] (B is [N, K] when
  * transB); C is optional from opset 11 (required before) and unidirectionally broadcast
  * to [M, N] ([], [N], [1, N], [M, 1], [M, N], ...). Y is [M, N].
+ * bf16/f16 (linalg_lowp.c): alpha * op(A) op(B) + beta * C formed in f32 (f32
+ * accumulation) and rounded once to the output dtype.
  * f32/f64: Y is pre-filled with beta * C (broadcast by index arithmetic) and one BLAS call
  * adds alpha * op(A) op(B) with beta = 1; without C (or with beta = 0) BLAS writes Y with
  * beta = 0, so C is never read. Integer dtypes (i32/u32/i64/u64) use the engine's loops and
@@ -44,9 +46,9 @@ static ot_status gemm_dims_of(const ot_op_ctx *c, gemm_dims *d) {
     const ot_tensor *A = c->in[0], *B = c->in[1];
     const ot_tensor *C = c->n_in > 2 ? c->in[2] : NULL;
     ot_dtype t = A->dtype;
-    if (!ot_gemm_dtype_ok(t))
-        return ot_errorf(OT_E_UNSUPPORTED, "%s: dtype %s is not supported (expected float32, float64, int32, int64, "
-                         "uint32 or uint64)", ot_op_label(c), ot_dtype_name(t));
+    if (!ot_gemm_dtype_ok(t) && !ot_dtype_is_lowp(t))
+        return ot_errorf(OT_E_UNSUPPORTED, "%s: dtype %s is not supported (expected float32, float64, bfloat16, "
+                         "float16, int32, int64, uint32 or uint64)", ot_op_label(c), ot_dtype_name(t));
     char s1[128], s2[128], s3[128];
     if (A->ndim != 2 || B->ndim != 2)
         return ot_errorf(OT_E_SHAPE, "%s: A and B must be 2-D, got %s and %s", ot_op_label(c),
@@ -119,6 +121,25 @@ ot_status ot_gemm_cpu(ot_op_ctx *c) {
     if (M == 0 || N == 0) return OT_OK;
     ot_dtype t = A->dtype;
     size_t esz = ot_dtype_size(t);
+
+    if (ot_dtype_is_lowp(t)) {
+        ot_gemm_batch g = {0};
+        g.dtype = t;
+        g.M = M;
+        g.N = N;
+        g.K = K;
+        g.trans_a = at->trans_a;
+        g.trans_b = at->trans_b;
+        g.lda = A->dims[1] > 0 ? A->dims[1] : 1;
+        g.ldb = B->dims[1] > 0 ? B->dims[1] : 1;
+        g.a = A->data;
+        g.b = B->data;
+        g.c = Y->data;
+        ot_gemm_epi epi = {.alpha = at->alpha, .beta = at->beta, .c = C ? C->data : NULL, .csm = d.csm, .csn = d.csn};
+        ot_status st = ot_gemm_lowp_run(&g, &epi);
+        if (st != OT_OK) return ot_error_wrap(st, "%s: ", ot_op_label(c));
+        return OT_OK;
+    }
 
     if (t == OT_F32 || t == OT_F64) {
         int use_c = C && at->beta != 0.0f;

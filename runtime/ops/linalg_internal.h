@@ -7,6 +7,8 @@
 
 #include "ophelp.h"
 
+#include "core/lowp.h"
+
 /* ---- batched GEMM engine (linalg_blas.c) ------------------------------------------ */
 
 /* C[b] = op(A[b]) * op(B[b]) for every batch index b, row-major.
@@ -19,7 +21,7 @@
  *  - C is contiguous [bdims..., M, N] (ldc = N) and written with `=`.
  *  - dtype: OT_F32 (cblas_sgemm), OT_F64 (cblas_dgemm), OT_I32/OT_U32 and OT_I64/OT_U64
  *    (plain loops, wrap-around arithmetic: two's complement makes the signed and unsigned
- *    results bit-identical).
+ *    results bit-identical), OT_BF16/OT_F16 (linalg_lowp.c: f32 accumulation, one rounding).
  *  - lda must be >= the stored row length (K for trans_a = 0, M for 1), as BLAS requires.
  *
  * Strategy (measured on the 2-core dev machine, see the linalg report): a batch that
@@ -41,17 +43,63 @@ typedef struct ot_gemm_batch {
     void *c;
 } ot_gemm_batch;
 
-/* Runs the batch. Never fails for dtypes listed above (the caller checked the dtype);
- * returns OT_E_INTERNAL for anything else. */
+/* Runs the batch. Never fails for the full-precision dtypes listed above (the caller
+ * checked the dtype); bf16/f16 can fail with OT_E_NOMEM (f32 temporaries, see
+ * ot_gemm_lowp_run); returns OT_E_INTERNAL for anything else. */
 ot_status ot_gemm_batch_run(const ot_gemm_batch *g);
+
+/* Coalesces g's batch dims (drops size-1 dims, merges dims contiguous in both operands)
+ * into *out (same GEMM, fewer dims) and returns the number of batch items. */
+int64_t ot_gemm_batch_coalesce(const ot_gemm_batch *g, ot_gemm_batch *out);
+
+/* Element offsets in A and B of batch item `bi` (row-major over dims[0..nb)). */
+void ot_gemm_batch_offsets(int nb, const int64_t *dims, const int64_t *as, const int64_t *bs, int64_t bi,
+                           int64_t *ao, int64_t *bo);
 
 /* Forces the batched strategy for benchmarks: 0 = automatic, 1 = OpenMP loop over the
  * batch with single-threaded BLAS, 2 = sequential loop with threaded BLAS. Not thread-safe;
  * tests and benches only. */
 void ot_gemm_force_strategy(int s);
 
-/* 1 for the dtypes the engine handles. */
+/* 1 for the full-precision dtypes the engine handles (f32, f64, integers); Einsum takes
+ * exactly these. MatMul and Gemm also take ot_dtype_is_lowp() dtypes. */
 int ot_gemm_dtype_ok(ot_dtype t);
+
+/* ---- 16-bit GEMMs (linalg_lowp.c) --------------------------------------------------- */
+
+/* Epilogue of a 16-bit GEMM: Y = alpha * op(A) op(B) + beta * C, C (same dtype as A, B)
+ * read at c[m*csm + n*csn] (0 = broadcast); c NULL or beta 0 means no C term. */
+typedef struct ot_gemm_epi {
+    float alpha, beta;
+    const void *c;
+    int64_t csm, csn;
+} ot_gemm_epi;
+
+/* Runs a bf16 or f16 batch (g->dtype) with f32 accumulation and one rounding of
+ * alpha * AB + beta * C (computed in f32) to the 16-bit output. epi NULL means alpha 1 and
+ * no C; a C term needs an unbatched GEMM (g->nb == 0 after coalescing). bf16 runs on a
+ * cached oneDNN matmul primitive where oneDNN has a native (non-reference) kernel for the
+ * shape; f16, and bf16 elsewhere, convert A and B to f32 temporaries and run OpenBLAS
+ * sgemm into an f32 temporary that is rounded at the end. OT_E_NOMEM when a temporary
+ * cannot be allocated. */
+ot_status ot_gemm_lowp_run(const ot_gemm_batch *g, const ot_gemm_epi *epi);
+
+/* The oneDNN half (linalg_lowp_dnnl.c): runs the coalesced bf16 batch g (nbatch >= 1
+ * items, M, N, K >= 1; with a C term Y already holds C broadcast to [M, N]) and sets
+ * *ran = 1 and impl to the oneDNN implementation name, or sets *ran = 0 and writes nothing
+ * when oneDNN has no native kernel for it. */
+ot_status ot_dnnl_bf16_gemm(const ot_gemm_batch *g, int64_t nbatch, const ot_gemm_epi *epi, int *ran, char impl[64]);
+
+/* Which implementation ran, for tests and benchmarks (counters are process-wide). */
+typedef struct ot_gemm_lowp_stats {
+    uint64_t onednn_calls; /* ot_gemm_lowp_run calls served by oneDNN */
+    uint64_t f32_calls;    /* calls served by the f32 conversion + sgemm path */
+    char impl[64];         /* oneDNN implementation of the last oneDNN call ("" before any) */
+} ot_gemm_lowp_stats;
+void ot_gemm_lowp_stats_get(ot_gemm_lowp_stats *s);
+
+/* 1: bf16 takes the f32 path even where oneDNN could run it (tests, benchmarks); 0 restores. */
+void ot_gemm_lowp_force_f32(int on);
 
 /* ---- strided permute + sum (linalg_einsum.c) ---------------------------------------- */
 

@@ -4,8 +4,9 @@
  * [1, K] and a 1-D B to [K, 1]; the promoted dim is removed from Y. Batch dims broadcast
  * numpy-style by stride arithmetic in the GEMM engine (linalg_blas.c), never by copies;
  * [B, S, K] x [K, N] runs as a single [B*S, K] x [K, N] GEMM.
- * dtypes: f32 (cblas_sgemm), f64 (cblas_dgemm), i32/u32/i64/u64 (loops, wrap-around);
- * f16/bf16 are rejected for now. Accumulation rule: Y is written with `=`. */
+ * dtypes: f32 (cblas_sgemm), f64 (cblas_dgemm), i32/u32/i64/u64 (loops, wrap-around),
+ * bf16/f16 (linalg_lowp.c: f32 accumulation, one rounding to the output, which has the
+ * inputs' dtype). Accumulation rule: Y is written with `=`. */
 #include "linalg_internal.h"
 
 typedef struct matmul_shape {
@@ -22,9 +23,9 @@ static ot_status matmul_dtype(const ot_op_ctx *c) {
     OT_TRY(ot_check_input(c, 1, OT_UNDEFINED));
     OT_TRY(ot_check_same_dtype(c, 0, 1));
     ot_dtype t = c->in[0]->dtype;
-    if (!ot_gemm_dtype_ok(t))
-        return ot_errorf(OT_E_UNSUPPORTED, "%s: dtype %s is not supported (expected float32, float64, int32, int64, "
-                         "uint32 or uint64)", ot_op_label(c), ot_dtype_name(t));
+    if (!ot_gemm_dtype_ok(t) && !ot_dtype_is_lowp(t))
+        return ot_errorf(OT_E_UNSUPPORTED, "%s: dtype %s is not supported (expected float32, float64, bfloat16, "
+                         "float16, int32, int64, uint32 or uint64)", ot_op_label(c), ot_dtype_name(t));
     return OT_OK;
 }
 
