@@ -9,6 +9,7 @@ int ot_cmd_run(int argc, char **argv);
 int ot_cmd_export(int argc, char **argv);
 int ot_cmd_fetch(int argc, char **argv);
 int ot_cmd_serve(int argc, char **argv);
+int ot_cmd_estimate(int argc, char **argv);
 
 /* Prints "onnxtune: <message>" to stderr and returns the exit code for a failure (1 for bad
  * input, 2 for usage). */

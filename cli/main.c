@@ -19,6 +19,7 @@ static const struct {
     {"train", ot_cmd_train, "fine-tune a model (LoRA or full) on a dataset"},
     {"export", ot_cmd_export, "export a checkpoint as ONNX, safetensors or a PEFT adapter"},
     {"run", ot_cmd_run, "train, then export: the whole pipeline in one command"},
+    {"estimate", ot_cmd_estimate, "memory per rank of a training run (weights, grads, optimizer, activations; ZeRO)"},
     {"fetch", ot_cmd_fetch, "download base models (http(s):// or hf://) into the cache"},
     {"serve", ot_cmd_serve, "run the fine-tuning HTTP service (OpenAI fine-tuning API shape)"},
 };

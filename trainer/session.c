@@ -479,7 +479,10 @@ void ot_session_free(ot_session *s) {
     free(s->feeds);
     free(s->outs);
     ot_plan_free(s->plan);
-    for (int i = 0; s->compute != OT_F32 && s->params && i < s->n_params; i++) free(s->params[i].data);
+    for (int i = 0; s->params && i < s->n_params; i++) { /* the FP32 masters apply_precision made */
+        const ot_tensor *w = s->g ? s->g->values[s->params[i].value].init : NULL;
+        if (!w || s->params[i].data != (float *)w->data) free(s->params[i].data);
+    }
     free(s->params);
     ot_lora_adapters_free(s->adapters, s->n_adapters);
     ot_graph_free(s->g);
