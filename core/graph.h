@@ -87,6 +87,9 @@ typedef struct ot_graph {
     void (*backing_free)(void *);
     struct ot_graph_keep *keep; /* more such memory (weight files mapped later), freed last */
     int n_keep;
+    ot_dtype weights_dtype;  /* the 16-bit float type a Hugging Face checkpoint stored its
+                                weights in, which the importer widened to f32 (exports write
+                                them back in it); OT_UNDEFINED when weights are as stored */
 } ot_graph;
 
 ot_status ot_graph_new(ot_graph **out);

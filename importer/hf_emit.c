@@ -70,20 +70,29 @@ int ot_hf_weight(ot_hf_builder *b, const char *name, int ndim, int64_t d0, int64
                 add_problem(b, "%s (expected %s, got %s)", name, ws, ot_shape_str(gs, sizeof gs, t->ndim, t->dims));
                 return -1;
             }
-            if (t->dtype != OT_F32) {
-                add_problem(b, "%s (dtype %s: only F32 weights are supported)", name,
+            if (t->dtype != OT_F32 && t->dtype != OT_BF16 && t->dtype != OT_F16) {
+                add_problem(b, "%s (dtype %s: F32, BF16 and F16 weights are supported)", name,
                             ot_safetensors_dtype_name(t->dtype) ? ot_safetensors_dtype_name(t->dtype) : "?");
                 return -1;
             }
             int v = new_value(b, name);
             if (v < 0) return -1;
-            ot_tensor *view = malloc(sizeof *view);
-            if (!view) return fail(b, ot_errorf(OT_E_NOMEM, "out of memory"));
-            *view = *t;
-            view->owned = 0; /* the mapped file, kept alive by the graph */
+            ot_tensor *view;
+            if (t->dtype == OT_F32) {
+                if (!(view = malloc(sizeof *view))) return fail(b, ot_errorf(OT_E_NOMEM, "out of memory"));
+                *view = *t;
+                view->owned = 0; /* the mapped file, kept alive by the graph */
+            } else {
+                /* The graph computes in f32 (bf16/fp16 training narrows it again, exactly:
+                 * widening loses nothing); exports write the weights back as stored. */
+                ot_status st = ot_tensor_new(&view, OT_F32, t->ndim, t->dims);
+                if (st != OT_OK) return fail(b, st);
+                ot_convert(view->data, OT_F32, t->data, t->dtype, (size_t)ot_tensor_numel(t));
+                if (b->g->weights_dtype == OT_UNDEFINED) b->g->weights_dtype = t->dtype;
+            }
             ot_value *val = &b->g->values[v];
             val->init = view;
-            val->dtype = t->dtype;
+            val->dtype = OT_F32;
             val->ndim = t->ndim;
             memcpy(val->dims, t->dims, sizeof val->dims);
             return v;

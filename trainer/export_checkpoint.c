@@ -264,6 +264,9 @@ ot_status ot_export_checkpoint(const char *checkpoint, const char *format, const
     if (st == OT_OK && !cfg.model) st = ot_errorf(OT_E_INVALID, "checkpoint '%s' names no model", checkpoint);
     ot_dtype dt = OT_UNDEFINED;
     if (st == OT_OK) st = export_dtype_of(dtype ? dtype : cfg.export_dtype, &dt);
+    /* as-source for a Hugging Face checkpoint stored in bf16/fp16 (widened on import): that
+     * dtype again, for the weight files; a new ONNX graph from such a model is written f32 */
+    int as_source_lowp = st == OT_OK && dt == OT_UNDEFINED && s.g && s.g->weights_dtype != OT_UNDEFINED;
     if (st == OT_OK) st = ot_session_build_params(&s, &cfg);
     for (int i = 0; st == OT_OK && i < s.n_params; i++) {
         const ot_tensor *x = ot_checkpoint_tensor(ck, "trainable", s.params[i].name);
@@ -275,11 +278,12 @@ ot_status ot_export_checkpoint(const char *checkpoint, const char *format, const
     }
     if (st == OT_OK && !strcmp(format, "peft")) {
         st = cfg.full ? ot_errorf(OT_E_INVALID, "--format peft needs a LoRA checkpoint; this one is full fine-tuning")
-                      : export_peft(&s, dt, out);
+                      : export_peft(&s, as_source_lowp ? s.g->weights_dtype : dt, out);
     } else if (st == OT_OK && (!strcmp(format, "onnx") || !strcmp(format, "safetensors"))) {
         st = weight_updates(&s, &u, &n_u, &own, &n_own);
         if (st == OT_OK)
-            st = !strcmp(format, "onnx") ? export_onnx(&s, &u, &n_u, dt, out) : export_safetensors(&s, u, n_u, dt, out);
+            st = !strcmp(format, "onnx") ? export_onnx(&s, &u, &n_u, dt, out)
+                                         : export_safetensors(&s, u, n_u, as_source_lowp ? s.g->weights_dtype : dt, out);
     } else if (st == OT_OK) {
         st = ot_errorf(OT_E_INVALID, "unknown export format '%s' (onnx, safetensors, peft)", format);
     }

@@ -404,6 +404,7 @@ ot_status ot_train(const ot_train_config *cfg) {
     if (st == OT_OK && eds) st = evaluate(&t.s, cfg, eds, &rep, step);
     if (st == OT_OK) st = save(&t, cfg, step, cursor, tokens_total);
     if (rep.log) fclose(rep.log);
+    if (t.s.plan) ot_plan_print_profile(t.s.plan); /* OT_PROFILE=1: time per op type over the run */
     ot_batch_free(&batch);
     for (int i = 0; t.acc && i < n; i++) free(t.acc[i]);
     free(t.acc), free(t.grads), free(t.params), free(t.sizes);
