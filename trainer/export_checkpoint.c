@@ -264,10 +264,10 @@ ot_status ot_export_checkpoint(const char *checkpoint, const char *format, const
     if (st == OT_OK && !cfg.model) st = ot_errorf(OT_E_INVALID, "checkpoint '%s' names no model", checkpoint);
     ot_dtype dt = OT_UNDEFINED;
     if (st == OT_OK) st = export_dtype_of(dtype ? dtype : cfg.export_dtype, &dt);
+    if (st == OT_OK) st = ot_session_build_params(&s, &cfg);
     /* as-source for a Hugging Face checkpoint stored in bf16/fp16 (widened on import): that
      * dtype again, for the weight files; a new ONNX graph from such a model is written f32 */
-    int as_source_lowp = st == OT_OK && dt == OT_UNDEFINED && s.g && s.g->weights_dtype != OT_UNDEFINED;
-    if (st == OT_OK) st = ot_session_build_params(&s, &cfg);
+    int as_source_lowp = st == OT_OK && dt == OT_UNDEFINED && s.g->weights_dtype != OT_UNDEFINED;
     for (int i = 0; st == OT_OK && i < s.n_params; i++) {
         const ot_tensor *x = ot_checkpoint_tensor(ck, "trainable", s.params[i].name);
         if (!x || x->dtype != OT_F32 || ot_tensor_numel(x) != s.params[i].numel)

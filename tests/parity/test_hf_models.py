@@ -100,3 +100,76 @@ def test_unknown_model_type_is_named(tmp_path):
     rc, err, _ = infer(model, {"input_ids": np.zeros((1, 2), np.int64)}, tmp_path)
     assert rc == 1
     assert "mamba" in err and "gpt2, llama, bert" in err, err
+
+
+def _bf16_bits(a):
+    """float32 array -> bfloat16 bit patterns (round to nearest even; the weights hold no NaN)."""
+    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def _write_bf16_safetensors(path, tensors):
+    """A safetensors file of BF16 tensors from {name: uint16 bit arrays} (NumPy has no bfloat16)."""
+    import json
+    import struct
+    header, blobs, off = {}, [], 0
+    for name in sorted(tensors):
+        b = tensors[name].tobytes()
+        header[name] = {"dtype": "BF16", "shape": list(tensors[name].shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def test_bf16_checkpoint_equals_its_f32_widening(tmp_path):
+    """A checkpoint stored in BF16 (as most Hugging Face models ship) loads: its logits equal,
+    bit for bit, those of the same weights stored as f32 (the importer widens exactly); a LoRA
+    run on it exports merged safetensors in BF16 again (as-source), and in F32 when asked."""
+    import shutil
+    from safetensors.numpy import load_file, save_file
+    src = os.path.join(HF_DIR, "llama")
+    bits = {k: _bf16_bits(v) for k, v in load_file(os.path.join(src, "model.safetensors")).items()}
+    d16, d32 = tmp_path / "bf16", tmp_path / "f32"
+    for d in (d16, d32):
+        d.mkdir()
+        shutil.copy(os.path.join(src, "config.json"), d / "config.json")
+    _write_bf16_safetensors(d16 / "model.safetensors", bits)
+    save_file({k: (b.astype(np.uint32) << 16).view(np.float32) for k, b in bits.items()}, str(d32 / "model.safetensors"))
+    feeds = fixture_feeds("llama", "")
+    (o16 := tmp_path / "o16").mkdir()
+    (o32 := tmp_path / "o32").mkdir()
+    rc16, err16, got16 = infer(d16, feeds, o16)
+    rc32, err32, got32 = infer(d32, feeds, o32)
+    assert rc16 == 0 and rc32 == 0, (err16, err32)
+    assert np.array_equal(got16, got32)
+    want = np.load(os.path.join(src, "logits.npy"))
+    assert 0 < rel_err(got16, want) < 0.05  # bf16 weights: close to the f32 model, not equal
+
+    bin_ = os.environ.get("ONNXTUNE_BIN") or os.path.join(REPO_ROOT, "build", "onnxtune")
+    rng = np.random.default_rng(0)
+    with open(tmp_path / "train.jsonl", "w") as f:
+        for _ in range(8):
+            f.write('{"input_ids": [%s]}\n' % ", ".join(str(int(x)) for x in rng.integers(0, 160, 12)))
+    out = tmp_path / "run"
+    p = subprocess.run([bin_, "run", "--model", str(d16), "--data", str(tmp_path / "train.jsonl"), "--out", str(out),
+                        "--steps", "2", "--batch-size", "4", "--seq-len", "12", "--lr", "1e-2", "--precision", "bf16",
+                        "--export", "safetensors"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    with open(out / "export" / "model.safetensors", "rb") as f:
+        import json
+        import struct
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+    dtypes = {v["dtype"] for k, v in header.items() if k != "__metadata__"}
+    assert dtypes == {"BF16"}, dtypes
+    p = subprocess.run([bin_, "export", "--checkpoint", str(out), "--format", "safetensors", "--dtype", "fp32",
+                        "--out", str(tmp_path / "f32.safetensors")], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    merged = load_file(str(tmp_path / "f32.safetensors"))
+    assert {v.dtype for v in merged.values()} == {np.dtype(np.float32)}
+    # the trained weights moved off the bf16 grid only where LoRA merged into them
+    assert any(not np.array_equal(merged[k], (bits[k].astype(np.uint32) << 16).view(np.float32))
+               for k in merged if k in bits)
