@@ -117,7 +117,8 @@ def test_kill9_and_restart_resumes(tmp_path, servers):
                 rows.append(json.loads(line))
             except ValueError:
                 pass  # a line cut by the SIGKILL
-    steps = [r["step"] for r in rows if "step" in r]  # not the {"memory": ...} line each attempt logs
+    rows = [r for r in rows if "step" in r]  # not the {"memory": ...} line each attempt logs
+    steps = [r["step"] for r in rows]
     drops = [i for i in range(1, len(steps)) if steps[i] <= steps[i - 1]]
     # Killed right after logging its checkpoint step, the first attempt leaves nothing to
     # replay and the log runs on without a drop; otherwise exactly one drop, back to C+1.
