@@ -153,13 +153,20 @@ static ot_status smg_lowp(const ot_op_ctx *c, ot_dtype t, const uint16_t *dy, co
             if (!gb) continue;
             const int64_t o = k / nchunk, j0 = (k % nchunk) * bw, w = inner - j0 < bw ? inner - j0 : bw;
             const int64_t off = o * n * inner + j0;
-            for (int64_t i = 0; i < n; i++) {
-                ot_lowp_to_f32_n(gb + i * w, dy + off + i * inner, t, (size_t)w);
-                ot_lowp_to_f32_n(yb + i * w, y + off + i * inner, t, (size_t)w);
+            if (w == inner) { /* the [n, w] block is contiguous (always for the last axis): one call each */
+                ot_lowp_to_f32_n(gb, dy + off, t, (size_t)(n * w));
+                ot_lowp_to_f32_n(yb, y + off, t, (size_t)(n * w));
+            } else {
+                for (int64_t i = 0; i < n; i++) {
+                    ot_lowp_to_f32_n(gb + i * w, dy + off + i * inner, t, (size_t)w);
+                    ot_lowp_to_f32_n(yb + i * w, y + off + i * inner, t, (size_t)w);
+                }
             }
             if (inner == 1) smg_row_f32(gb, yb, ob, n, lg);
             else smg_cols_f32(gb, yb, ob, n, w, w, lg);
-            for (int64_t i = 0; i < n; i++) ot_f32_to_lowp_n(dx + off + i * inner, t, ob + i * w, (size_t)w);
+            if (w == inner) ot_f32_to_lowp_n(dx + off, t, ob, (size_t)(n * w));
+            else
+                for (int64_t i = 0; i < n; i++) ot_f32_to_lowp_n(dx + off + i * inner, t, ob + i * w, (size_t)w);
         }
         free(gb);
     }

@@ -253,7 +253,20 @@ static ot_status xent_infer(ot_op_ctx *c) {
 
 /* Index of the row's maximum; ties -> the lowest index and a NaN counts as the maximum
  * (the first NaN wins), as torch.argmax does. */
+static int64_t argmax_f32(const float *restrict x, int64_t n) {
+    float m = -INFINITY;
+    int nan = 0;
+    MAX_SIMD /* a vectorised max and NaN test, then one scan for the first hit */
+    for (int64_t j = 0; j < n; j++) m = SEL_MAX(m, x[j]);
+#pragma omp simd reduction(| : nan)
+    for (int64_t j = 0; j < n; j++) nan |= x[j] != x[j];
+    for (int64_t j = 0; j < n; j++)
+        if (nan ? x[j] != x[j] : x[j] == m) return j;
+    return 0;
+}
+
 static int64_t row_argmax(ot_dtype dt, const void *x, int64_t base, int64_t n, int64_t stride) {
+    if (dt == OT_F32 && stride == 1) return argmax_f32((const float *)x + base, n);
     int64_t best = 0;
     double m = n > 0 ? elem(dt, x, base) : 0.0;
     for (int64_t j = 1; j < n && m == m; j++) {
