@@ -5,7 +5,7 @@ Run with Debian's python (it has torch 1.13 and numpy):
 
     /usr/bin/python3 bench/train/run.py [--bin build/onnxtune] [--steps 5] [--threads N]
                                         [--vocab 50257] [--layers 6] [--d 512] [--heads 8]
-                                        [--seq 256] [--batch 8] [--rank 16]
+                                        [--seq 256] [--batch 8] [--rank 16] [--precision fp32|bf16]
 
 What it does, in one run:
   1. builds the model with tests/models/make_models.py's GPT2LMHeadModel (pre-LN blocks, fused
@@ -19,6 +19,16 @@ What it does, in one run:
      module (tests/reference/make_reference.py's LoRALinear: base(x) + scale (x Aᵀ) Bᵀ) on every
      nn.Linear, the same optimizer, clipping and data, in a child process;
   4. a child that only imports torch, to show PyTorch's fixed RSS.
+With --precision bf16 (issue 4):
+  2'. onnxtune trains with --precision bf16 (bf16 weights/activations, fp32 masters and AdamW);
+  3'. PyTorch runs the same step under torch.autocast("cpu", dtype=torch.bfloat16) around the
+      forward (the loss in fp32 from the logits, backward outside autocast; fp32 LoRA params and
+      AdamW state), and once more in plain fp32, for PyTorch's own bf16/fp32 ratio (issue 4:
+      about 2.2x on CPUs with AMX). A oneDNN probe (a child running one bf16 nn.Linear under
+      autocast with ONEDNN_VERBOSE=1) shows whether PyTorch's bf16 GEMMs go to oneDNN and which
+      ISA it picked (e.g. brg:avx512_core_amx_bf16).
+The default --precision fp32 passes --precision fp32 to onnxtune explicitly (its own default is
+auto = bf16 where the CPU has bf16 instructions), so the fp32 numbers mean what they did.
 Each engine runs in its own child process; peak RSS is that child's maximum resident set size
 (/usr/bin/time's %M, else os.wait4); the driver itself imports neither torch nor numpy, because
 Linux carries the parent's high-water RSS into a vforked child.
@@ -125,7 +135,7 @@ def build(a):
 
 
 def shape_args(a):
-    return ["--steps", str(a.steps), "--vocab", str(a.vocab), "--layers", str(a.layers), "--d", str(a.d),
+    return ["--precision", a.precision, "--steps", str(a.steps), "--vocab", str(a.vocab), "--layers", str(a.layers), "--d", str(a.d),
             "--heads", str(a.heads), "--seq", str(a.seq), "--batch", str(a.batch), "--rank", str(a.rank),
             "--alpha", str(a.alpha), "--threads", str(a.threads)]
 
@@ -141,6 +151,14 @@ def torch_worker(a):
     if a.torch_import_only:
         print(json.dumps({"threads": torch.get_num_threads()}))
         return 0
+    if a.mkldnn_probe:  # one bf16 linear under autocast; the parent reads ONEDNN_VERBOSE's lines
+        lin = torch.nn.Linear(a.d, a.d)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = lin(torch.randn(a.batch, a.d))
+        print(json.dumps({"dtype": str(y.dtype), "mkldnn_available": torch.backends.mkldnn.is_available(),
+                          "config_has_mkldnn": "MKL-DNN" in torch.__config__.show()}), flush=True)
+        return 0
+    bf16 = a.precision == "bf16"
     sys.path.insert(0, os.path.join(REPO, "tests", "models"))
     sys.path.insert(0, os.path.join(REPO, "tests", "reference"))
     import make_models
@@ -166,7 +184,9 @@ def torch_worker(a):
     for step in range(a.steps):
         t0 = time.perf_counter()
         ids = torch.from_numpy(data[step * a.batch:(step + 1) * a.batch])
-        logits = model(ids)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(ids)
+        logits = logits.float()  # the loss in fp32 (a no-op in fp32)
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -175,6 +195,7 @@ def torch_worker(a):
         times.append(time.perf_counter() - t0)
         losses.append(float(loss))
     print(json.dumps({"step_s": times, "losses": losses, "threads": torch.get_num_threads(), "torch": torch.__version__,
+                      "precision": a.precision,
                       "trainable": sum(p.numel() for p in params)}))
     return 0
 
@@ -182,6 +203,24 @@ def torch_worker(a):
 # --------------------------------------------------------------------------------------------
 # driver
 # --------------------------------------------------------------------------------------------
+def mkldnn_probe(base, env):
+    """Whether PyTorch's bf16 linear runs on oneDNN here, and on which ISA (ONEDNN_VERBOSE)."""
+    env = dict(env, ONEDNN_VERBOSE="1", DNNL_VERBOSE="1")
+    rc, so, se, _, _ = run_measured(base + ["--mkldnn-probe"], env=env)
+    if rc != 0:
+        return "probe failed (exit %d): %s" % (rc, se.strip()[-300:])
+    lines = (so + se).splitlines()
+    execs = [ln.split(",") for ln in lines if ln.startswith(("onednn_verbose,exec", "dnnl_verbose,exec"))]
+    info = json.loads([ln for ln in lines if ln.startswith("{")][-1])
+    isa = [ln.split("isa:", 1)[1] for ln in lines if ",isa:" in ln]
+    if not execs:
+        return "no oneDNN primitive ran (torch mkldnn available %s, built with MKL-DNN %s); output dtype %s" % (
+            info["mkldnn_available"], info["config_has_mkldnn"], info["dtype"])
+    return "oneDNN %s via %s (CPU ISA: %s); output dtype %s" % (
+        ", ".join(sorted({e[3] for e in execs})), ", ".join(sorted({e[4] for e in execs})),
+        isa[0] if isa else "?", info["dtype"])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default=os.environ.get("ONNXTUNE_BIN", os.path.join(REPO, "build", "onnxtune")),
@@ -196,7 +235,11 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--alpha", type=float, default=32.0)
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="fp32 (default) or bf16: onnxtune --precision bf16 next to PyTorch bf16 autocast (and "
+                         "PyTorch fp32 for its own ratio)")
     ap.add_argument("--only", choices=["onnxtune", "torch"], help="run one engine only")
+    ap.add_argument("--mkldnn-probe", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--torch-import-only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--build-worker", action="store_true", help=argparse.SUPPRESS)
@@ -215,8 +258,9 @@ def main():
     onnx_path, data_path = build(a)
     tokens_per_step = a.batch * a.seq
     print("model: GPT-2 style, %d layers, d=%d, %d heads, vocab %d, seq %d, batch %d (%d tokens/step); "
-          "LoRA r=%d alpha=%g all-linear; %d steps, threads %d"
-          % (a.layers, a.d, a.heads, a.vocab, a.seq, a.batch, tokens_per_step, a.rank, a.alpha, a.steps, a.threads))
+          "LoRA r=%d alpha=%g all-linear; %d steps, threads %d; precision %s"
+          % (a.layers, a.d, a.heads, a.vocab, a.seq, a.batch, tokens_per_step, a.rank, a.alpha, a.steps, a.threads,
+             a.precision))
     rows = []
 
     if a.only in (None, "onnxtune"):
@@ -232,7 +276,7 @@ def main():
                "--batch-size", str(a.batch), "--micro-batch-size", str(a.batch), "--seq-len", str(a.seq),
                "--lora-r", str(a.rank), "--lora-alpha", str(a.alpha), "--lora-targets", "all-linear",
                "--lr", "1e-4", "--lr-schedule", "constant", "--weight-decay", "0", "--max-grad-norm", "1",
-               "--no-shuffle", "--threads", str(a.threads), "--log-json", log]
+               "--no-shuffle", "--threads", str(a.threads), "--log-json", log, "--precision", a.precision]
         print("onnxtune: %s" % " ".join(shlex.quote(x) for x in cmd))
         rc, so, se, rss, wall = run_measured(cmd)
         if rc != 0:
@@ -240,23 +284,34 @@ def main():
             return 1
         with open(log) as f:
             recs = [json.loads(x) for x in f if x.strip()]
+        recs = [r for r in recs if "elapsed_s" in r and "loss" in r and not r.get("eval")]  # step lines only
         el = [r["elapsed_s"] for r in recs]
         step_s = [el[0]] + [el[i] - el[i - 1] for i in range(1, len(el))]  # step 1 includes planning
-        rows.append(("onnxtune", step_s[1:], rss, recs[0]["loss"]))
+        rows.append(("onnxtune" if a.precision == "fp32" else "onnxtune-" + a.precision, step_s[1:], rss,
+                     recs[0]["loss"]))
         print("  step times (s): %s; wall %.1f s" % (" ".join("%.2f" % x for x in step_s), wall))
         shutil.rmtree(out, ignore_errors=True)
 
     if a.only in (None, "torch"):
         base = [sys.executable, os.path.abspath(__file__), "--torch-worker", "--data", data_path] + shape_args(a)
         env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
-        rc, so, se, rss, wall = run_measured(base, env=env)
-        if rc != 0:
-            print("torch worker failed (exit %d):\n%s%s" % (rc, so, se))
-            return 1
-        res = json.loads(so.strip().splitlines()[-1])
-        rows.append(("pytorch", res["step_s"][1:], rss, res["losses"][0]))
-        print("  pytorch %s step times (s): %s; wall %.1f s; %d trainable" % (
-            res["torch"], " ".join("%.2f" % x for x in res["step_s"]), wall, res["trainable"]))
+        if a.precision == "bf16":
+            probe = mkldnn_probe(base, env)
+            print("  PyTorch bf16 GEMM: %s" % probe)
+        # bf16 mode: PyTorch bf16 first (the peer), then PyTorch fp32 for its own ratio
+        precisions = [a.precision] + (["fp32"] if a.precision != "fp32" else [])
+        for prec in precisions:
+            i = base.index("--precision")
+            cmd = base[:i + 1] + [prec] + base[i + 2:]
+            rc, so, se, rss, wall = run_measured(cmd, env=env)
+            if rc != 0:
+                print("torch worker failed (exit %d):\n%s%s" % (rc, so, se))
+                return 1
+            res = json.loads(so.strip().splitlines()[-1])
+            rows.append(("pytorch" if prec == a.precision else "pytorch-" + prec, res["step_s"][1:], rss,
+                         res["losses"][0]))
+            print("  pytorch %s %s step times (s): %s; wall %.1f s; %d trainable" % (
+                res["torch"], prec, " ".join("%.2f" % x for x in res["step_s"]), wall, res["trainable"]))
         rc, so, se, rss0, _ = run_measured(base + ["--torch-import-only"], env=env)
         torch_import_rss = rss0 if rc == 0 else float("nan")
     else:
@@ -270,12 +325,15 @@ def main():
         table.append((name, mean, best, tokens_per_step / mean, tokens_per_step / best, rss, loss))
     ref = {r[0]: r for r in table}.get("pytorch")
     print()
-    print("| engine   | s/step mean | s/step min | tokens/s (mean) | tokens/s (min) | vs PyTorch (mean / min) "
+    if a.precision != "fp32":
+        print("(vs PyTorch = vs PyTorch %s autocast; pytorch-fp32 is PyTorch's own fp32 on the same run)"
+              % a.precision)
+    print("| engine        | s/step mean | s/step min | tokens/s (mean) | tokens/s (min) | vs PyTorch (mean / min) "
           "| peak RSS MiB | RSS vs PyTorch | step-1 loss |")
-    print("|----------|------------:|-----------:|----------------:|---------------:|------------------------:"
+    print("|---------------|------------:|-----------:|----------------:|---------------:|------------------------:"
           "|-------------:|---------------:|------------:|")
     for name, mean, best, tps, tps_best, rss, loss in table:
-        print("| %-8s | %11.3f | %10.3f | %15.1f | %14.1f | %23s | %12.0f | %14s | %11.6f |" % (
+        print("| %-13s | %11.3f | %10.3f | %15.1f | %14.1f | %23s | %12.0f | %14s | %11.6f |" % (
             name, mean, best, tps, tps_best, "%.2fx / %.2fx" % (tps / ref[3], tps_best / ref[4]) if ref else "-",
             rss, "%.2fx" % (rss / ref[5]) if ref else "-", loss))
     if torch_import_rss is not None:
