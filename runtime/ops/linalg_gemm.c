@@ -110,6 +110,22 @@ DEFINE_PREFILL(prefill_f64, double)
 DEFINE_INT_EPI(epi_u32, uint32_t)
 DEFINE_INT_EPI(epi_u64, uint64_t)
 
+/* Y = op(A)·op(B) as a batch of one for the GEMM engine (16-bit and integer Gemm). */
+static ot_gemm_batch one_gemm(const ot_gemm_attr *at, const ot_tensor *A, const ot_tensor *B, ot_tensor *Y, int64_t M,
+                              int64_t N, int64_t K) {
+    ot_gemm_batch g = {0};
+    g.dtype = A->dtype;
+    g.M = M, g.N = N, g.K = K;
+    g.trans_a = at->trans_a;
+    g.trans_b = at->trans_b;
+    g.lda = A->dims[1] > 0 ? A->dims[1] : 1;
+    g.ldb = B->dims[1] > 0 ? B->dims[1] : 1;
+    g.a = A->data;
+    g.b = B->data;
+    g.c = Y->data;
+    return g;
+}
+
 ot_status ot_gemm_cpu(ot_op_ctx *c) {
     const ot_gemm_attr *at = c->attr;
     gemm_dims d = {0};
@@ -123,18 +139,7 @@ ot_status ot_gemm_cpu(ot_op_ctx *c) {
     size_t esz = ot_dtype_size(t);
 
     if (ot_dtype_is_lowp(t)) {
-        ot_gemm_batch g = {0};
-        g.dtype = t;
-        g.M = M;
-        g.N = N;
-        g.K = K;
-        g.trans_a = at->trans_a;
-        g.trans_b = at->trans_b;
-        g.lda = A->dims[1] > 0 ? A->dims[1] : 1;
-        g.ldb = B->dims[1] > 0 ? B->dims[1] : 1;
-        g.a = A->data;
-        g.b = B->data;
-        g.c = Y->data;
+        ot_gemm_batch g = one_gemm(at, A, B, Y, M, N, K);
         ot_gemm_epi epi = {.alpha = at->alpha, .beta = at->beta, .c = C ? C->data : NULL, .csm = d.csm, .csn = d.csn};
         ot_status st = ot_gemm_lowp_run(&g, &epi);
         if (st != OT_OK) return ot_error_wrap(st, "%s: ", ot_op_label(c));
@@ -172,18 +177,7 @@ ot_status ot_gemm_cpu(ot_op_ctx *c) {
     if (at->alpha != floorf(at->alpha) || at->beta != floorf(at->beta))
         return ot_errorf(OT_E_UNSUPPORTED, "%s: integer Gemm needs integral alpha and beta, got alpha=%g beta=%g",
                          ot_op_label(c), (double)at->alpha, (double)at->beta);
-    ot_gemm_batch g = {0};
-    g.dtype = t;
-    g.M = M;
-    g.N = N;
-    g.K = K;
-    g.trans_a = at->trans_a;
-    g.trans_b = at->trans_b;
-    g.lda = A->dims[1] > 0 ? A->dims[1] : 1;
-    g.ldb = B->dims[1] > 0 ? B->dims[1] : 1;
-    g.a = A->data;
-    g.b = B->data;
-    g.c = Y->data;
+    ot_gemm_batch g = one_gemm(at, A, B, Y, M, N, K);
     OT_TRY(ot_gemm_batch_run(&g));
     int64_t ai = (int64_t)at->alpha, bi = (int64_t)at->beta;
     if (t == OT_I32 || t == OT_U32)
