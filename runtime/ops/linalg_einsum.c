@@ -15,7 +15,8 @@
  * stride on either side (transposes become BLAS trans flags), otherwise it is copied once
  * into [batch, M, K] ([batch, K, N]) order. The batched GEMM (linalg_blas.c) writes
  * [batch, M, N]; when the output order differs, one permute follows. Three or more
- * operands are rejected. dtypes: f32, f64, i32, i64, u32, u64. Accumulation rule: the
+ * operands are rejected. dtypes: f32, f64, bf16, f16, i32, i64, u32, u64 (16-bit: sums in
+ * f32/double, each output rounded once, the GEMM through linalg_lowp). Accumulation rule: the
  * output is written with `=`. */
 #include "linalg_internal.h"
 
@@ -258,9 +259,9 @@ static ot_status einsum_dtype(const ot_op_ctx *c) {
     const ot_einsum_attr *a = c->attr;
     for (int t = 0; t < a->n_terms; t++) OT_TRY(ot_check_input(c, t, OT_UNDEFINED));
     if (a->n_terms == 2) OT_TRY(ot_check_same_dtype(c, 0, 1));
-    if (!ot_gemm_dtype_ok(c->in[0]->dtype))
-        return ot_errorf(OT_E_UNSUPPORTED, "%s: dtype %s is not supported (expected float32, float64, int32, int64, "
-                         "uint32 or uint64)", ot_op_label(c), ot_dtype_name(c->in[0]->dtype));
+    if (!ot_gemm_dtype_ok(c->in[0]->dtype) && !ot_dtype_is_lowp(c->in[0]->dtype))
+        return ot_errorf(OT_E_UNSUPPORTED, "%s: dtype %s is not supported (expected float32, float64, bfloat16, "
+                         "float16, int32, int64, uint32 or uint64)", ot_op_label(c), ot_dtype_name(c->in[0]->dtype));
     return OT_OK;
 }
 
@@ -273,7 +274,7 @@ ot_status ot_einsum_infer(ot_op_ctx *c) {
 
 /* ---- strided permute + sum --------------------------------------------------------- */
 
-#define DEFINE_SSUM(NAME, T, ACC)                                                                          \
+#define DEFINE_SSUM(NAME, T, ACC, LOAD, STORE)                                                                        \
     static void NAME(T *restrict dst, const T *restrict src, int no, const int64_t *odims,                  \
                      const int64_t *ostride, int nr, const int64_t *rdims, const int64_t *rstride) {         \
         int64_t inner = no ? odims[no - 1] : 1, istr = no ? ostride[no - 1] : 0, outer = 1, rtot = 1;        \
@@ -296,11 +297,11 @@ ot_status ot_einsum_infer(ot_op_ctx *c) {
                 const T *p = src + base + j * istr;                                                        \
                 ACC acc = 0;                                                                               \
                 if (nr == 1) {                                                                             \
-                    for (int64_t r = 0; r < rdims[0]; r++) acc += (ACC)p[r * rstride[0]];                  \
+                    for (int64_t r = 0; r < rdims[0]; r++) acc += LOAD(p[r * rstride[0]]);                  \
                 } else if (rtot > 0) {                                                                     \
                     int64_t idx[OT_MAX_DIMS] = {0}, off = 0;                                               \
                     for (int64_t r = 0; r < rtot; r++) {                                                   \
-                        acc += (ACC)p[off];                                                                \
+                        acc += LOAD(p[off]);                                                                \
                         for (int d = nr - 1; d >= 0; d--) {                                                \
                             if (++idx[d] < rdims[d]) {                                                     \
                                 off += rstride[d];                                                         \
@@ -311,14 +312,21 @@ ot_status ot_einsum_infer(ot_op_ctx *c) {
                         }                                                                                  \
                     }                                                                                      \
                 }                                                                                          \
-                drow[j] = (T)acc;                                                                          \
+                drow[j] = STORE(acc);                                                                      \
             }                                                                                              \
         }                                                                                                  \
     }
-DEFINE_SSUM(ssum_f32, float, double)
-DEFINE_SSUM(ssum_f64, double, double)
-DEFINE_SSUM(ssum_u32, uint32_t, uint32_t)
-DEFINE_SSUM(ssum_u64, uint64_t, uint64_t)
+#define LOAD_BF16(x) (double)ot_bf16_to_f32(x)
+#define LOAD_F16(x) (double)ot_f16_to_f32(x)
+#define STORE_BF16(acc) ot_f32_to_bf16((float)(acc))
+#define STORE_F16(acc) ot_f32_to_f16((float)(acc))
+DEFINE_SSUM(ssum_f32, float, double, (double), (float))
+DEFINE_SSUM(ssum_f64, double, double, (double), (double))
+DEFINE_SSUM(ssum_u32, uint32_t, uint32_t, (uint32_t), (uint32_t))
+DEFINE_SSUM(ssum_u64, uint64_t, uint64_t, (uint64_t), (uint64_t))
+/* 16-bit: summed in double, rounded once (through f32) to the 16-bit type */
+DEFINE_SSUM(ssum_bf16, uint16_t, double, LOAD_BF16, STORE_BF16)
+DEFINE_SSUM(ssum_f16, uint16_t, double, LOAD_F16, STORE_F16)
 
 void ot_strided_sum(ot_dtype dt, void *dst, const void *src, int no, const int64_t *odims, const int64_t *ostride,
                     int nr, const int64_t *rdims, const int64_t *rstride) {
@@ -329,6 +337,8 @@ void ot_strided_sum(ot_dtype dt, void *dst, const void *src, int no, const int64
     case OT_U32: ssum_u32(dst, src, no, odims, ostride, nr, rdims, rstride); break;
     case OT_I64:
     case OT_U64: ssum_u64(dst, src, no, odims, ostride, nr, rdims, rstride); break;
+    case OT_BF16: ssum_bf16(dst, src, no, odims, ostride, nr, rdims, rstride); break;
+    case OT_F16: ssum_f16(dst, src, no, odims, ostride, nr, rdims, rstride); break;
     default: break;
     }
 }
