@@ -16,9 +16,12 @@ typedef struct {
     int n_planned;       /* values the plan knows */
     ot_dtype lowp;
     ot_dtype *dt;        /* current dtype of every value */
+    const unsigned char *policy; /* OT_AUTOCAST_* per planned value */
+    char *live;          /* per node: reachable from a graph output (the nodes a plan infers) */
     int cap_dt;
     int *narrowed;       /* per planned value: its 16-bit copy made by a Cast, -1 if none yet */
     int *order, n_order, cap_order;
+    int orig_in[OT_MAX_NODE_IO]; /* wrap: the node's inputs before it was rewired */
     ot_autocast_stats *st;
 } autocast;
 
@@ -70,7 +73,7 @@ static int planned_numel_gt1(const autocast *a, int v) {
 static int narrowable(const autocast *a, int v) {
     if (v < 0 || v >= a->n_planned || a->dt[v] != OT_F32) return 0;
     const ot_plan_val *pv = &a->p->vals[v];
-    if (pv->kind == OT_VAL_INPUT) return !strstr(a->g->values[v].name, "_grad"); /* not the loss-scale seed */
+    if (pv->kind == OT_VAL_INPUT) return a->policy[v] != OT_AUTOCAST_KEEP_F32;
     if (pv->kind != OT_VAL_CONST || !pv->t.data) return 0;
     return ot_f32_exact_in(pv->t.data, (size_t)ot_tensor_numel(&pv->t), a->lowp);
 }
@@ -111,10 +114,18 @@ static void set_outputs(autocast *a, int ni, const ot_dtype *out_dt) {
 /* Runs node ni in f32 between Casts. */
 static ot_status wrap(autocast *a, int ni) {
     char name[1200], vname[1200];
+    for (int k = 0; k < a->g->nodes[ni].n_in; k++) a->orig_in[k] = a->g->nodes[ni].in[k];
     const char *label = a->g->nodes[ni].name && a->g->nodes[ni].name[0] ? a->g->nodes[ni].name : a->g->nodes[ni].op_type;
     for (int k = 0; k < a->g->nodes[ni].n_in; k++) {
-        int v = a->g->nodes[ni].in[k], f;
+        int v = a->g->nodes[ni].in[k], f, seen = -1;
         if (v < 0 || !ot_dtype_is_lowp(a->dt[v])) continue;
+        for (int j = 0; j < k && seen < 0; j++) /* Max(h, h): one f32 copy serves both */
+            if (a->g->nodes[ni].in[j] >= 0 && a->orig_in[j] == v) seen = a->g->nodes[ni].in[j];
+        a->orig_in[k] = v;
+        if (seen >= 0) {
+            a->g->nodes[ni].in[k] = seen;
+            continue;
+        }
         snprintf(vname, sizeof vname, "%s/f32@%d", a->g->values[v].name, ni);
         snprintf(name, sizeof name, "%s/autocast/in%d", label, k);
         OT_TRY(new_value(a, vname, OT_F32, &f));
@@ -141,17 +152,14 @@ static ot_status wrap(autocast *a, int ni) {
 
 static ot_status visit(autocast *a, int ni) {
     const ot_node *n = &a->g->nodes[ni];
-    int live = 0, has_lowp = 0;
-    for (int k = 0; k < n->n_out; k++)
-        if (n->out[k] >= 0 && n->out[k] < a->n_planned && a->p->vals[n->out[k]].kind != OT_VAL_UNUSED) live = 1;
+    int live = a->live[ni], has_lowp = 0;
     for (int k = 0; k < n->n_in; k++)
         if (n->in[k] >= 0 && ot_dtype_is_lowp(a->dt[n->in[k]])) has_lowp = 1;
     int known;
     const ot_op_def *def = ot_op_find(n->domain, n->op_type, (int)ot_graph_opset(a->g, n->domain), &known);
     if (!live || !def || !has_lowp) { /* dead, unknown (the plan reports it) or all-f32: as it is */
         for (int k = 0; k < n->n_out; k++)
-            if (n->out[k] >= 0 && n->out[k] < a->n_planned && a->p->vals[n->out[k]].kind != OT_VAL_UNUSED)
-                a->dt[n->out[k]] = a->p->vals[n->out[k]].t.dtype;
+            if (live && n->out[k] >= 0) a->dt[n->out[k]] = a->p->vals[n->out[k]].t.dtype;
         return push_order(a, ni);
     }
     if (n->n_in > OT_MAX_NODE_IO || n->n_out > OT_MAX_NODE_IO)
@@ -201,11 +209,31 @@ static ot_status visit(autocast *a, int ni) {
     return wrap(a, ni);
 }
 
+/* Nodes reachable backwards from the graph outputs: what ot_plan_create infers, including a
+ * node whose only reader is a Shape the plan folded (its outputs are UNUSED values). */
+static ot_status mark_live(autocast *a) {
+    const ot_graph *g = a->g;
+    char *need = calloc((size_t)g->n_values + 1, 1);
+    if (!need || !(a->live = calloc((size_t)g->n_nodes + 1, 1))) {
+        free(need);
+        return ot_errorf(OT_E_NOMEM, "out of memory");
+    }
+    for (int o = 0; o < g->n_outputs; o++) need[g->outputs[o]] = 1;
+    for (int i = g->n_nodes - 1; i >= 0; i--) { /* the graph is in topological order */
+        const ot_node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_out && !a->live[i]; k++) a->live[i] = n->out[k] >= 0 && need[n->out[k]];
+        for (int k = 0; a->live[i] && k < n->n_in; k++)
+            if (n->in[k] >= 0) need[n->in[k]] = 1;
+    }
+    free(need);
+    return OT_OK;
+}
+
 static ot_status convert_weights(autocast *a, const unsigned char *to_lowp) {
     ot_graph *g = a->g;
     for (int v = 0; v < a->n_planned; v++) {
         ot_tensor *w = g->values[v].init;
-        if (!to_lowp[v] || !w || w->dtype != OT_F32) continue;
+        if (to_lowp[v] != OT_AUTOCAST_WEIGHT || !w || w->dtype != OT_F32) continue;
         ot_tensor *t;
         OT_TRY(ot_tensor_new(&t, a->lowp, w->ndim, w->dims));
         ot_f32_to_lowp_n(t->data, a->lowp, w->data, (size_t)ot_tensor_numel(w));
@@ -219,13 +247,14 @@ static ot_status convert_weights(autocast *a, const unsigned char *to_lowp) {
     return OT_OK;
 }
 
-ot_status ot_autocast(ot_graph *g, const ot_tensor *const *inputs, ot_dtype lowp, const unsigned char *to_lowp,
+ot_status ot_autocast(ot_graph *g, const ot_tensor *const *inputs, ot_dtype lowp, const unsigned char *policy,
                       ot_autocast_stats *stats) {
     if (!ot_dtype_is_lowp(lowp)) return ot_errorf(OT_E_INVALID, "autocast: %s is not a 16-bit float type", ot_dtype_name(lowp));
     ot_autocast_stats local;
     autocast a = {0};
     a.g = g;
     a.lowp = lowp;
+    a.policy = policy;
     a.st = stats ? stats : &local;
     memset(a.st, 0, sizeof *a.st);
     OT_TRY(ot_plan_create(g, inputs, &a.p));
@@ -242,7 +271,8 @@ ot_status ot_autocast(ot_graph *g, const ot_tensor *const *inputs, ot_dtype lowp
                   : g->values[v].init                ? g->values[v].init->dtype
                                                      : g->values[v].dtype;
     }
-    if (st == OT_OK) st = convert_weights(&a, to_lowp);
+    if (st == OT_OK) st = mark_live(&a);
+    if (st == OT_OK) st = convert_weights(&a, policy);
     for (int i = 0; st == OT_OK && i < n_nodes; i++) st = visit(&a, i);
     if (st == OT_OK) { /* nodes in the new order; anything not visited (none expected) keeps its place after */
         ot_node *nodes = malloc((size_t)(g->n_nodes ? g->n_nodes : 1) * sizeof *nodes);
@@ -266,6 +296,7 @@ ot_status ot_autocast(ot_graph *g, const ot_tensor *const *inputs, ot_dtype lowp
     ot_plan_free(a.p);
     free(a.dt);
     free(a.narrowed);
+    free(a.live);
     free(a.order);
     if (st == OT_OK) st = ot_graph_toposort(g);
     return st;

@@ -32,9 +32,16 @@ typedef struct ot_autocast_stats {
     size_t weight_bytes_saved;
 } ot_autocast_stats;
 
-/* lowp: OT_BF16 or OT_F16. to_lowp[v] (v < g->n_values) marks float initializers to store in
- * lowp (model weights, trainable parameters); others stay as they are. */
-ot_status ot_autocast(ot_graph *g, const ot_tensor *const *inputs, ot_dtype lowp, const unsigned char *to_lowp,
+/* What the pass may do with a value: policy[v] for every v < g->n_values. */
+enum {
+    OT_AUTOCAST_AUTO = 0,     /* constants and inputs: narrowed only where a node needs it and it is exact */
+    OT_AUTOCAST_WEIGHT = 1,   /* a float initializer stored in 16 bits (model weights, parameters) */
+    OT_AUTOCAST_KEEP_F32 = 2, /* a float graph input never narrowed (the fp16 loss-scale seed: 65536 is
+                                 not an f16 number) */
+};
+
+/* lowp: OT_BF16 or OT_F16. */
+ot_status ot_autocast(ot_graph *g, const ot_tensor *const *inputs, ot_dtype lowp, const unsigned char *policy,
                       ot_autocast_stats *stats);
 
 #endif

@@ -266,7 +266,8 @@ ot_status ot_export_checkpoint(const char *checkpoint, const char *format, const
     if (st == OT_OK) st = export_dtype_of(dtype ? dtype : cfg.export_dtype, &dt);
     if (st == OT_OK) st = ot_session_build_params(&s, &cfg);
     /* as-source for a Hugging Face checkpoint stored in bf16/fp16 (widened on import): that
-     * dtype again, for the weight files; a new ONNX graph from such a model is written f32 */
+     * dtype again for the merged safetensors; a new ONNX graph from such a model is written
+     * f32, a PEFT adapter (never part of the source) in f32 */
     int as_source_lowp = st == OT_OK && dt == OT_UNDEFINED && s.g->weights_dtype != OT_UNDEFINED;
     for (int i = 0; st == OT_OK && i < s.n_params; i++) {
         const ot_tensor *x = ot_checkpoint_tensor(ck, "trainable", s.params[i].name);
@@ -278,7 +279,7 @@ ot_status ot_export_checkpoint(const char *checkpoint, const char *format, const
     }
     if (st == OT_OK && !strcmp(format, "peft")) {
         st = cfg.full ? ot_errorf(OT_E_INVALID, "--format peft needs a LoRA checkpoint; this one is full fine-tuning")
-                      : export_peft(&s, as_source_lowp ? s.g->weights_dtype : dt, out);
+                      : export_peft(&s, dt, out); /* adapters have no source dtype: FP32 masters unless asked */
     } else if (st == OT_OK && (!strcmp(format, "onnx") || !strcmp(format, "safetensors"))) {
         st = weight_updates(&s, &u, &n_u, &own, &n_own);
         if (st == OT_OK)

@@ -353,7 +353,9 @@ static ot_status apply_precision(ot_session *s, const ot_tensor *const *inputs) 
     int n_lin = 0;
     ot_status st = mask ? ot_find_linears(g, &lin, &n_lin) : ot_errorf(OT_E_NOMEM, "out of memory");
     for (int v = 0; st == OT_OK && v < g->n_values; v++)
-        mask[v] = g->values[v].is_param || weight_like(&g->values[v], linear_module(lin, n_lin, v));
+        if (g->values[v].is_param || weight_like(&g->values[v], linear_module(lin, n_lin, v))) mask[v] = OT_AUTOCAST_WEIGHT;
+    for (int i = 0; st == OT_OK && i < s->n_feeds; i++)
+        if (s->feeds[i].source == -3) mask[s->feeds[i].value] = OT_AUTOCAST_KEEP_F32; /* the loss-scale seed */
     ot_linears_free(lin, n_lin);
     for (int i = 0; st == OT_OK && i < s->n_params; i++) {
         ot_param *p = &s->params[i];

@@ -365,7 +365,8 @@ ot_status ot_train(const ot_train_config *cfg) {
         }
         if (st != OT_OK) break;
         if (accum > 1) ot_grads_scale(t.acc, t.sizes, n, 1.0f / (float)accum);
-        /* the loss scale comes off as the gradients are read (exact: scales are powers of 2) */
+        /* the loss scale comes off as the gradients are read (exact for the dynamic scaler's
+         * powers of 2; a fixed --loss-scale of another value costs one rounding) */
         double unscale = 1.0 / scale;
         double norm = ot_grad_global_norm_ref(t.grads, t.sizes, n, (float)unscale);
         int finite = isfinite(norm) && isfinite(loss_sum);

@@ -92,7 +92,7 @@ static void check_lowp(ot_dtype lowp) {
     CHECK(dt == OT_F32);
 
     unsigned char *mask = calloc((size_t)g->n_values, 1);
-    mask[ot_graph_find(g, "W")] = 1; /* the weight; eps and two are constants */
+    mask[ot_graph_find(g, "W")] = OT_AUTOCAST_WEIGHT; /* the weight; eps and two are constants */
     const ot_tensor *in[1] = {x};
     ot_autocast_stats st;
     CHECK_OK(ot_autocast(g, in, lowp, mask, &st));
@@ -150,6 +150,69 @@ static void test_rejects_f32(void) {
     ot_tensor_free(x);
 }
 
+/* x [4, 8] -> h = MatMul(x, W) and then `tail` (which must produce "out"), for graphs that
+ * once broke the pass. */
+static ot_graph *graph_with(void (*tail)(ot_graph *)) {
+    ot_graph *g;
+    if (ot_graph_new(&g) != OT_OK) abort();
+    ot_graph_add_opset(g, "", 17);
+    int x = val(g, "x");
+    g->values[x].is_input = 1;
+    g->values[x].dtype = OT_F32;
+    g->values[x].ndim = 2;
+    g->values[x].dims[0] = 4, g->values[x].dims[1] = 8;
+    g->inputs = malloc(sizeof(int));
+    g->inputs[0] = x;
+    g->n_inputs = 1;
+    float w[48];
+    for (int i = 0; i < 48; i++) w[i] = (float)i / 48.0f - 0.5f;
+    add_f32(g, "W", 2, (int64_t[]){8, 6}, w);
+    int ax = val(g, "axis0");
+    if (ot_tensor_new(&g->values[ax].init, OT_I64, 0, NULL) != OT_OK) abort();
+    g->values[ax].dtype = OT_I64;
+    node(g, "MatMul", "matmul", (const char *[]){"x", "W"}, 2, "h");
+    tail(g);
+    int out = val(g, "out");
+    g->values[out].is_output = 1;
+    g->outputs = malloc(sizeof(int));
+    g->outputs[0] = out;
+    g->n_outputs = 1;
+    if (ot_graph_toposort(g) != OT_OK) abort();
+    return g;
+}
+
+/* Max has no 16-bit kernel and reads h twice: one f32 copy of h serves both inputs. */
+static void tail_max_same(ot_graph *g) { node(g, "Max", "max", (const char *[]){"h", "h"}, 2, "out"); }
+/* CumSum's only reader is a Shape the plan folds: it is still inferred, so still rewritten. */
+static void tail_shape_only(ot_graph *g) {
+    node(g, "CumSum", "cumsum", (const char *[]){"h", "axis0"}, 2, "s");
+    node(g, "Shape", "shape", (const char *[]){"s"}, 1, "shp");
+    node(g, "Reshape", "reshape", (const char *[]){"h", "shp"}, 2, "out");
+}
+
+static void test_regressions(void) {
+    void (*tails[2])(ot_graph *) = {tail_max_same, tail_shape_only};
+    for (int i = 0; i < 2; i++) {
+        ot_graph *g = graph_with(tails[i]);
+        ot_tensor *x;
+        CHECK_OK(ot_tensor_new(&x, OT_F32, 2, (int64_t[]){4, 8}));
+        for (int k = 0; k < 32; k++) ((float *)x->data)[k] = (float)k / 32.0f;
+        const ot_tensor *in[1] = {x};
+        unsigned char *policy = calloc((size_t)g->n_values, 1);
+        policy[ot_graph_find(g, "W")] = OT_AUTOCAST_WEIGHT;
+        CHECK_OK(ot_autocast(g, in, OT_BF16, policy, NULL));
+        free(policy);
+        ot_plan *p = NULL;
+        CHECK_OK(ot_plan_create(g, in, &p));
+        ot_tensor y[1];
+        if (p) CHECK_OK(ot_plan_run(p, in, y));
+        if (p) CHECK(y[0].dtype == OT_BF16 && ot_tensor_numel(&y[0]) == 24);
+        ot_plan_free(p);
+        ot_graph_free(g);
+        ot_tensor_free(x);
+    }
+}
+
 static void test_bf16(void) { check_lowp(OT_BF16); }
 static void test_f16(void) { check_lowp(OT_F16); }
 
@@ -157,5 +220,6 @@ int main(void) {
     OT_RUN(test_bf16);
     OT_RUN(test_f16);
     OT_RUN(test_rejects_f32);
+    OT_RUN(test_regressions);
     return OT_TEST_EXIT();
 }
