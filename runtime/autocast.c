@@ -257,7 +257,7 @@ ot_status ot_autocast(ot_graph *g, const ot_tensor *const *inputs, ot_dtype lowp
     a.policy = policy;
     a.st = stats ? stats : &local;
     memset(a.st, 0, sizeof *a.st);
-    OT_TRY(ot_plan_create(g, inputs, &a.p));
+    OT_TRY(ot_plan_create_meta(g, inputs, &a.p)); /* no f32 arena: only shapes and constants are read */
     ot_status st = OT_OK;
     int n_nodes = g->n_nodes;
     a.n_planned = g->n_values;

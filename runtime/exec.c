@@ -49,6 +49,7 @@ ot_status ot_plan_run(ot_plan *p, const ot_tensor *const *inputs, ot_tensor *out
     const ot_graph *g = p->g;
     if (g->n_values != p->n_values || g->n_nodes != p->n_nodes)
         return ot_errorf(OT_E_INTERNAL, "the graph changed after it was planned; make a new plan");
+    if (!p->arena) return ot_errorf(OT_E_INTERNAL, "a metadata-only plan cannot run");
     for (int i = 0; i < g->n_inputs; i++) {
         ot_plan_val *pv = &p->vals[g->inputs[i]];
         const ot_tensor *x = inputs[i];

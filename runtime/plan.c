@@ -157,7 +157,17 @@ static void note_use(ot_plan *p, int v, int step) {
     if (v >= 0 && p->vals[v].last < step) p->vals[v].last = step;
 }
 
+static ot_status plan_create(const ot_graph *g, const ot_tensor *const *inputs, int with_arena, ot_plan **out);
+
 ot_status ot_plan_create(const ot_graph *g, const ot_tensor *const *inputs, ot_plan **out) {
+    return plan_create(g, inputs, 1, out);
+}
+
+ot_status ot_plan_create_meta(const ot_graph *g, const ot_tensor *const *inputs, ot_plan **out) {
+    return plan_create(g, inputs, 0, out);
+}
+
+static ot_status plan_create(const ot_graph *g, const ot_tensor *const *inputs, int with_arena, ot_plan **out) {
     *out = NULL;
     ot_plan *p = calloc(1, sizeof *p);
     if (!p) return ot_errorf(OT_E_NOMEM, "out of memory");
@@ -272,8 +282,8 @@ ot_status ot_plan_create(const ot_graph *g, const ot_tensor *const *inputs, ot_p
     /* Graph outputs stay alive to the end so the caller can read them. */
     for (int i = 0; i < g->n_outputs; i++) note_use(p, g->outputs[i], p->n_steps);
     if ((st = ot_memplan(p)) != OT_OK) goto fail;
-    p->arena = aligned_alloc(64, p->stats.arena_bytes ? (p->stats.arena_bytes + 63) / 64 * 64 : 64);
-    if (!p->arena) {
+    if (with_arena) p->arena = aligned_alloc(64, p->stats.arena_bytes ? (p->stats.arena_bytes + 63) / 64 * 64 : 64);
+    if (with_arena && !p->arena) {
         st = ot_errorf(OT_E_NOMEM, "out of memory allocating the %zu-byte activation arena", p->stats.arena_bytes);
         goto fail;
     }

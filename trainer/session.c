@@ -402,7 +402,7 @@ ot_status ot_session_build(ot_session *s, const ot_train_config *cfg, const ot_b
     ot_status st = inputs ? load_feeds(s, example, inputs) : ot_errorf(OT_E_NOMEM, "out of memory");
     /* Forward plan for every value's dtype and shape, which the gradient builders use. */
     ot_plan *fwd = NULL;
-    if (st == OT_OK) st = ot_plan_create(g, inputs, &fwd);
+    if (st == OT_OK) st = ot_plan_create_meta(g, inputs, &fwd);
     if (st == OT_OK) {
         meta = calloc((size_t)g->n_values, sizeof *meta);
         wrt = malloc((size_t)s->n_params * sizeof *wrt);

@@ -29,6 +29,10 @@ typedef struct ot_plan_stats {
  * feed the same values. The graph must outlive the plan and not change while it lives.
  * Errors name the input or node. */
 ot_status ot_plan_create(const ot_graph *g, const ot_tensor *const *inputs, ot_plan **out);
+/* The same without allocating the activation arena: every shape, dtype and folded constant,
+ * and the stats, for callers that only read those (graph passes, memory estimates). Such a
+ * plan cannot run. */
+ot_status ot_plan_create_meta(const ot_graph *g, const ot_tensor *const *inputs, ot_plan **out);
 void ot_plan_free(ot_plan *p);
 void ot_plan_get_stats(const ot_plan *p, ot_plan_stats *s);
 
