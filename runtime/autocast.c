@@ -229,14 +229,14 @@ static ot_status mark_live(autocast *a) {
     return OT_OK;
 }
 
-static ot_status convert_weights(autocast *a, const unsigned char *to_lowp) {
+static ot_status convert_weights(autocast *a, const unsigned char *to_lowp, int shapes_only) {
     ot_graph *g = a->g;
     for (int v = 0; v < a->n_planned; v++) {
         ot_tensor *w = g->values[v].init;
         if (to_lowp[v] != OT_AUTOCAST_WEIGHT || !w || w->dtype != OT_F32) continue;
         ot_tensor *t;
         OT_TRY(ot_tensor_new(&t, a->lowp, w->ndim, w->dims));
-        ot_f32_to_lowp_n(t->data, a->lowp, w->data, (size_t)ot_tensor_numel(w));
+        if (!shapes_only) ot_f32_to_lowp_n(t->data, a->lowp, w->data, (size_t)ot_tensor_numel(w));
         a->st->weight_bytes_saved += ot_tensor_nbytes(w) - ot_tensor_nbytes(t);
         ot_tensor_free(w);
         g->values[v].init = t;
@@ -248,7 +248,7 @@ static ot_status convert_weights(autocast *a, const unsigned char *to_lowp) {
 }
 
 ot_status ot_autocast(ot_graph *g, const ot_tensor *const *inputs, ot_dtype lowp, const unsigned char *policy,
-                      ot_autocast_stats *stats) {
+                      unsigned flags, ot_autocast_stats *stats) {
     if (!ot_dtype_is_lowp(lowp)) return ot_errorf(OT_E_INVALID, "autocast: %s is not a 16-bit float type", ot_dtype_name(lowp));
     ot_autocast_stats local;
     autocast a = {0};
@@ -272,7 +272,7 @@ ot_status ot_autocast(ot_graph *g, const ot_tensor *const *inputs, ot_dtype lowp
                                                      : g->values[v].dtype;
     }
     if (st == OT_OK) st = mark_live(&a);
-    if (st == OT_OK) st = convert_weights(&a, policy);
+    if (st == OT_OK) st = convert_weights(&a, policy, (flags & OT_AUTOCAST_SHAPES_ONLY) != 0);
     for (int i = 0; st == OT_OK && i < n_nodes; i++) st = visit(&a, i);
     if (st == OT_OK) { /* nodes in the new order; anything not visited (none expected) keeps its place after */
         ot_node *nodes = malloc((size_t)(g->n_nodes ? g->n_nodes : 1) * sizeof *nodes);

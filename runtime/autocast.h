@@ -40,8 +40,12 @@ enum {
                                  not an f16 number) */
 };
 
+/* flags: OT_AUTOCAST_SHAPES_ONLY gives weights 16-bit storage without converting them (zero
+ * filled: for plans that are measured, never run). */
+#define OT_AUTOCAST_SHAPES_ONLY 1u
+
 /* lowp: OT_BF16 or OT_F16. */
 ot_status ot_autocast(ot_graph *g, const ot_tensor *const *inputs, ot_dtype lowp, const unsigned char *policy,
-                      ot_autocast_stats *stats);
+                      unsigned flags, ot_autocast_stats *stats);
 
 #endif

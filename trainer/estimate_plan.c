@@ -104,7 +104,7 @@ static ot_status measure(const ot_train_config *cfg, int ckpt, const ot_batch *b
     ot_train_config c = *cfg; /* shallow: only the flag differs; strings stay cfg's */
     c.checkpoint_activations = ckpt;
     ot_session s;
-    ot_status st = ot_session_build(&s, &c, b);
+    ot_status st = ot_session_plan_only(&s, &c, b);
     ot_tensor *meta = NULL;
     unsigned char *read = NULL;
     const ot_graph *g = s.g;

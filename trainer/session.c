@@ -18,13 +18,14 @@
 
 /* ---- parameters ---- */
 
-/* Copies an initializer into owned, writable f32 memory and marks it trainable. */
-static ot_status make_param(ot_graph *g, int v) {
+/* Copies an initializer into owned, writable f32 memory and marks it trainable (a plan-only
+ * session, which never writes it, leaves it where it is). */
+static ot_status make_param(ot_graph *g, int v, int plan_only) {
     ot_value *val = &g->values[v];
     if (val->init->dtype != OT_F32)
         return ot_errorf(OT_E_UNSUPPORTED, "weight '%s' is %s; fp32 training needs f32 weights", val->name,
                          ot_dtype_name(val->init->dtype));
-    if (!val->init->owned) {
+    if (!val->init->owned && !plan_only) {
         ot_tensor *copy;
         OT_TRY(ot_tensor_clone(&copy, val->init));
         ot_tensor_free(val->init);
@@ -120,7 +121,7 @@ static ot_status unfreeze(ot_session *s) {
         const char *module = linear_module(lin, n_lin, v);
         if (!weight_like(val, module)) continue;
         if (name_matches(val->name, &s->cfg->freeze) || (module && name_matches(module, &s->cfg->freeze))) continue;
-        st = make_param(g, v);
+        st = make_param(g, v, s->plan_only);
     }
     ot_linears_free(lin, n_lin);
     return st;
@@ -196,9 +197,10 @@ static ot_status collect_params(ot_session *s) {
     return OT_OK;
 }
 
-ot_status ot_session_build_params(ot_session *s, const ot_train_config *cfg) {
+static ot_status build_params(ot_session *s, const ot_train_config *cfg, int plan_only) {
     memset(s, 0, sizeof *s);
     s->cfg = cfg;
+    s->plan_only = plan_only;
     s->tied_source = s->tied_copy = -1;
     s->accuracy = s->accuracy_output = -1;
     s->compute = OT_F32;
@@ -207,6 +209,8 @@ ot_status ot_session_build_params(ot_session *s, const ot_train_config *cfg) {
     OT_TRY(cfg->full ? unfreeze(s) : lora(s));
     return collect_params(s);
 }
+
+ot_status ot_session_build_params(ot_session *s, const ot_train_config *cfg) { return build_params(s, cfg, 0); }
 
 /* ---- loss head ---- */
 
@@ -359,10 +363,12 @@ static ot_status apply_precision(ot_session *s, const ot_tensor *const *inputs) 
     ot_linears_free(lin, n_lin);
     for (int i = 0; st == OT_OK && i < s->n_params; i++) {
         ot_param *p = &s->params[i];
-        if (!(p->data = malloc((size_t)p->numel * sizeof(float)))) st = ot_errorf(OT_E_NOMEM, "out of memory");
+        if (s->plan_only) p->data = NULL; /* nothing will update it */
+        else if (!(p->data = malloc((size_t)p->numel * sizeof(float)))) st = ot_errorf(OT_E_NOMEM, "out of memory");
         else memcpy(p->data, g->values[p->value].init->data, (size_t)p->numel * sizeof(float));
     }
-    if (st == OT_OK) st = ot_autocast(g, inputs, s->compute, mask, &s->autocast);
+    if (st == OT_OK)
+        st = ot_autocast(g, inputs, s->compute, mask, s->plan_only ? OT_AUTOCAST_SHAPES_ONLY : 0, &s->autocast);
     free(mask);
     return st;
 }
@@ -386,8 +392,8 @@ static ot_status bind_seed_feed(ot_session *s, int seed) {
     return OT_OK;
 }
 
-ot_status ot_session_build(ot_session *s, const ot_train_config *cfg, const ot_batch *example) {
-    OT_TRY(ot_session_build_params(s, cfg));
+static ot_status build(ot_session *s, const ot_train_config *cfg, const ot_batch *example, int plan_only) {
+    OT_TRY(build_params(s, cfg, plan_only));
     s->loss_scale = 1.0f;
     if ((s->compute = ot_precision_dtype(cfg->precision)) == OT_UNDEFINED)
         return ot_errorf(OT_E_INVALID, "unknown precision '%s' (fp32, bf16 or fp16)", cfg->precision);
@@ -443,7 +449,7 @@ ot_status ot_session_build(ot_session *s, const ot_train_config *cfg, const ot_b
         }
     }
     if (st == OT_OK && s->compute != OT_F32) st = apply_precision(s, inputs);
-    if (st == OT_OK) st = ot_plan_create(g, inputs, &s->plan);
+    if (st == OT_OK) st = plan_only ? ot_plan_create_meta(g, inputs, &s->plan) : ot_plan_create(g, inputs, &s->plan);
     if (st == OT_OK && !(s->outs = calloc((size_t)g->n_outputs, sizeof *s->outs)))
         st = ot_errorf(OT_E_NOMEM, "out of memory");
     free(inputs);
@@ -451,6 +457,14 @@ ot_status ot_session_build(ot_session *s, const ot_train_config *cfg, const ot_b
     free(wrt);
     free(grads);
     return st;
+}
+
+ot_status ot_session_build(ot_session *s, const ot_train_config *cfg, const ot_batch *example) {
+    return build(s, cfg, example, 0);
+}
+
+ot_status ot_session_plan_only(ot_session *s, const ot_train_config *cfg, const ot_batch *example) {
+    return build(s, cfg, example, 1);
 }
 
 ot_status ot_session_step(ot_session *s, const ot_batch *b, int64_t dropout_seed, double *loss) {

@@ -57,12 +57,18 @@ typedef struct ot_session {
     ot_dtype compute;  /* OT_F32, OT_BF16 or OT_F16 (from cfg->precision) */
     float loss_scale;  /* fp16: the loss-gradient seed fed on each step (1 otherwise) */
     ot_autocast_stats autocast;
+    int plan_only;     /* ot_session_plan_only */
     ot_remat_stats remat; /* --checkpoint-activations */
 } ot_session;
 
 /* Loads the model, makes parameters (LoRA or full), attaches the loss head, differentiates,
  * and plans for the shapes of `example` (a batch as the data gives it). */
 ot_status ot_session_build(ot_session *s, const ot_train_config *cfg, const ot_batch *example);
+/* Like build, for measuring only (`onnxtune estimate`): weights are neither copied nor
+ * converted (their 16-bit copies are zero-filled, untouched pages), there are no FP32 masters,
+ * and the plan has no arena (its stats and value metadata are those of the real plan). Such a
+ * session cannot step. */
+ot_status ot_session_plan_only(ot_session *s, const ot_train_config *cfg, const ot_batch *example);
 /* Like build, without loss, autodiff or plan: the trainable graph only (for export). */
 ot_status ot_session_build_params(ot_session *s, const ot_train_config *cfg);
 void ot_session_free(ot_session *s);

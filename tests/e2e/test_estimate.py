@@ -292,3 +292,55 @@ def test_help_lists_estimate_options():
                  "--checkpoint-activations", "--micro-batch-size", "--seq-len"):
         assert flag in out, flag
     assert "estimate" in ok(cli("--help")).stdout
+
+
+# ------------------------------------------------------------------------------------------
+# estimating reads shapes, not weights
+# ------------------------------------------------------------------------------------------
+
+
+def test_estimate_reads_shapes_not_weights(tmp_path):
+    """A 134 MB weight stored as external data (the layout of real large models) is estimated
+    without being copied or converted: the estimate's peak RSS grows by far less than the
+    weight over that of a --params estimate, in full bf16 fine-tuning, where a training
+    session would copy the weight (f32 master) and convert it (bf16 working copy)."""
+    import subprocess
+    import onnx
+    from onnx import TensorProto, helper
+    k, n = 4096, 8192
+    w = np.full((k, n), 0.01, dtype=np.float32)
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "fc.weight"], ["y"], name="/fc/MatMul")], "big",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", k])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", n])],
+                          [onnx.numpy_helper.from_array(w, "fc.weight")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    path = str(tmp_path / "big.onnx")
+    onnx.save_model(m, path, save_as_external_data=True, location="big.bin", size_threshold=1024)
+
+    # A child inherits its parent's high-water RSS on Linux (this test's is high: numpy, the
+    # weight, the model), so a small interpreter spawns the CLI and reports wait4's ru_maxrss.
+    spawn = ("import os, sys, subprocess\n"
+             "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE)\n"
+             "out = p.stdout.read()\n"
+             "_, status, usage = os.wait4(p.pid, 0)\n"
+             "sys.stdout.write('%d %d\\n' % (os.waitstatus_to_exitcode(status), usage.ru_maxrss))\n"
+             "sys.stdout.write(out.decode())\n")
+
+    def peak(*args):
+        """(peak RSS in KiB of one `onnxtune estimate` run, its stdout)."""
+        p = subprocess.run([sys.executable, "-S", "-c", spawn, otrun.onnxtune_bin(), "estimate"] + [str(a) for a in args],
+                           capture_output=True, text=True, timeout=300)
+        head, _, out = p.stdout.partition("\n")
+        rc, kib = map(int, head.split())
+        assert p.returncode == 0 and rc == 0, p.stderr
+        return kib, out
+
+    base, _ = peak("--params", "1000", "--full", "--precision", "bf16")
+    big, out = peak("--model", path, "--full", "--precision", "bf16", "--loss", "mse", "--micro-batch-size", 2,
+                    "--json")
+    est = json.loads(out)
+    assert est["trainable_params"] == k * n and 0 <= est["per_rank"]["weights"] - 2 * k * n < 64  # + the loss's constants
+    grew_mb = (big - base) / 1024
+    print("estimate peak RSS: %d KiB, --params estimate: %d KiB" % (big, base))
+    assert grew_mb < 0.25 * w.nbytes / 2**20, "estimate grew its RSS by %.0f MiB for a %.0f MiB weight" % (
+        grew_mb, w.nbytes / 2**20)

@@ -95,7 +95,7 @@ static void check_lowp(ot_dtype lowp) {
     mask[ot_graph_find(g, "W")] = OT_AUTOCAST_WEIGHT; /* the weight; eps and two are constants */
     const ot_tensor *in[1] = {x};
     ot_autocast_stats st;
-    CHECK_OK(ot_autocast(g, in, lowp, mask, &st));
+    CHECK_OK(ot_autocast(g, in, lowp, mask, 0, &st));
     free(mask);
     CHECK(st.n_weights == 1 && st.weight_bytes_saved == 48 * 2);
     CHECK(g->values[ot_graph_find(g, "W")].init->dtype == lowp);
@@ -144,7 +144,7 @@ static void test_rejects_f32(void) {
     CHECK_OK(ot_tensor_new(&x, OT_F32, 2, (int64_t[]){4, 8}));
     const ot_tensor *in[1] = {x};
     unsigned char *mask = calloc((size_t)g->n_values, 1);
-    CHECK(ot_autocast(g, in, OT_F32, mask, NULL) == OT_E_INVALID);
+    CHECK(ot_autocast(g, in, OT_F32, mask, 0, NULL) == OT_E_INVALID);
     free(mask);
     ot_graph_free(g);
     ot_tensor_free(x);
@@ -200,7 +200,7 @@ static void test_regressions(void) {
         const ot_tensor *in[1] = {x};
         unsigned char *policy = calloc((size_t)g->n_values, 1);
         policy[ot_graph_find(g, "W")] = OT_AUTOCAST_WEIGHT;
-        CHECK_OK(ot_autocast(g, in, OT_BF16, policy, NULL));
+        CHECK_OK(ot_autocast(g, in, OT_BF16, policy, 0, NULL));
         free(policy);
         ot_plan *p = NULL;
         CHECK_OK(ot_plan_create(g, in, &p));
