@@ -45,18 +45,24 @@ typedef struct {
 
 /* acc: the step's mean token accuracy, NaN when the loss has none (mse: the key is left out).
  * scale: the loss scale the step ran with (1 unless fp16); skipped: the step's fp16 gradients
- * overflowed and the update was skipped (its grad_norm, not finite, is logged as null). */
+ * overflowed and the update was skipped (its grad_norm, not finite, is logged as null); with
+ * dynamic scaling, the scaler's counters after the step: good steps since the scale last
+ * changed, and steps skipped in the whole run. */
 static void report(reporter *r, int64_t step, int64_t total, double loss, double acc, double lr, double norm,
-                   double tokens, double tok_s, double elapsed, double scale, int skipped) {
+                   double tokens, double tok_s, double elapsed, double scale, int skipped, const ot_loss_scaler *ls) {
     if (r->log) {
-        char acc_s[64] = "", norm_s[32] = "null";
+        char acc_s[64] = "", norm_s[32] = "null", ls_s[96] = "";
         if (!isnan(acc)) snprintf(acc_s, sizeof acc_s, ", \"train_mean_token_accuracy\": %.9g", acc);
         if (isfinite(norm)) snprintf(norm_s, sizeof norm_s, "%.9g", norm);
+        if (ls->dynamic)
+            snprintf(ls_s, sizeof ls_s, ", \"good_steps\": %lld, \"skipped_steps\": %lld", (long long)ls->good_steps,
+                     (long long)ls->skipped);
         fprintf(r->log,
                 "{\"step\": %lld, \"total_steps\": %lld, \"loss\": %.9g%s, \"lr\": %.9g, \"grad_norm\": %s, "
-                "\"loss_scale\": %.9g, \"skipped\": %s, \"tokens\": %.0f, \"tokens_per_s\": %.1f, \"elapsed_s\": %.3f}\n",
-                (long long)step, (long long)total, loss, acc_s, lr, norm_s, scale, skipped ? "true" : "false", tokens,
-                tok_s, elapsed);
+                "\"loss_scale\": %.9g, \"skipped\": %s%s, \"tokens\": %.0f, \"tokens_per_s\": %.1f, "
+                "\"elapsed_s\": %.3f}\n",
+                (long long)step, (long long)total, loss, acc_s, lr, norm_s, scale, skipped ? "true" : "false", ls_s,
+                tokens, tok_s, elapsed);
         fflush(r->log);
     }
     double eta = step ? elapsed / (double)step * (double)(total - step) : 0;
@@ -394,7 +400,7 @@ ot_status ot_train(const ot_train_config *cfg) {
         double elapsed = omp_get_wtime() - t_start;
         report(&rep, step + 1, total, loss_sum / (double)accum, has_acc ? acc_sum / (double)accum : NAN, lr, norm,
                tokens_total, elapsed > 0 ? tokens_run / elapsed : 0, omp_get_wtime() - rep.t0,
-               scale, skipped);
+               scale, skipped, &t.scaler);
         /* the eval line is written before the checkpoint appears, so a watcher that sees the
          * checkpoint finds its eval line already logged */
         if (cfg->save_every && (step + 1) % cfg->save_every == 0 && step + 1 < total) {

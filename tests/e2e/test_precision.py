@@ -313,6 +313,8 @@ def test_fp16_overflow_on_gpt2_leaves_adapter_untouched(tmp_path):
     recs = [r for r, _ in step_lines(log)]
     assert [r["skipped"] for r in recs] == [True, True, True], recs
     assert [r["loss_scale"] for r in recs] == pytest.approx([1e30, 5e29, 2.5e29], rel=1e-8)
+    # the scaler's counters are logged with every fp16 step
+    assert [(r["good_steps"], r["skipped_steps"]) for r in recs] == [(0, 1), (0, 2), (0, 3)], recs
     init = read_safetensors(os.path.join(REF, "lora_init", "adapter_model.safetensors"))
     got = read_safetensors(os.path.join(latest_checkpoint(out), "trainable.safetensors"))
     assert len(got) == len(init)
