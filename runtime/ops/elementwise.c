@@ -192,6 +192,8 @@ const ot_op_def ot_ops_elementwise[] = {
     EW_MIXED("Sub"),
     EW_MIXED("Mul"),
     EW_MIXED("Div"),
+    {.domain = "ai.onnxtune", .op_type = "Where", .since = 1, .until = 1, .min_in = 3, .max_in = 3,
+     .infer = ot_ew_where_mixed_infer, .cpu = ot_ew_where_mixed_cpu},
 };
 
 const int ot_ops_elementwise_count = (int)(sizeof ot_ops_elementwise / sizeof ot_ops_elementwise[0]);

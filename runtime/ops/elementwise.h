@@ -106,6 +106,9 @@ void ot_ew_apply(const ot_tensor *const *xs, int nx, ot_tensor *y, ot_ew_fn fn, 
 /* Add/Sub/Mul/Div of domain ai.onnxtune: a 16-bit operand with an f32 one (autocast only). */
 ot_status ot_ew_mixed_infer(ot_op_ctx *c);
 ot_status ot_ew_mixed_cpu(ot_op_ctx *c);
+/* Where of domain ai.onnxtune: 16-bit X or Y with an f32 Y or X (autocast only). */
+ot_status ot_ew_where_mixed_infer(ot_op_ctx *c);
+ot_status ot_ew_where_mixed_cpu(ot_op_ctx *c);
 void ot_ew_apply_lowp(const ot_tensor *const *xs, int nx, ot_tensor *y, ot_ew_fn f32fn, const void *p, int cost);
 /* ot_ew_apply, or ot_ew_apply_lowp when y is 16-bit. */
 void ot_ew_run(const ot_tensor *const *xs, int nx, ot_tensor *y, ot_ew_fn fn, const void *p, int cost);

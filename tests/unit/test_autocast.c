@@ -190,6 +190,48 @@ static void tail_shape_only(ot_graph *g) {
     node(g, "Reshape", "reshape", (const char *[]){"h", "shp"}, 2, "out");
 }
 
+static void tail_where(ot_graph *g) {
+    int m = val(g, "mask"), c = val(g, "minval");
+    if (ot_tensor_new(&g->values[m].init, OT_BOOL, 2, (int64_t[]){4, 6}) != OT_OK) abort();
+    for (int i = 0; i < 24; i++) ((uint8_t *)g->values[m].init->data)[i] = i % 3 != 0;
+    g->values[m].dtype = OT_BOOL;
+    float mn = -3.4028234663852886e38f;
+    add_f32(g, "minval", 0, NULL, &mn);
+    (void)c;
+    node(g, "Where", "where", (const char *[]){"mask", "h", "minval"}, 3, "out");
+}
+
+/* An attention mask's Where(mask, h, -3.4e38): the constant does not fit bf16, so the node
+ * becomes the mixed-precision Where (16-bit h, the f32 constant, the result rounded once). */
+static void test_mixed_where(void) {
+    ot_graph *g = graph_with(tail_where);
+    ot_tensor *x;
+    CHECK_OK(ot_tensor_new(&x, OT_F32, 2, (int64_t[]){4, 8}));
+    for (int k = 0; k < 32; k++) ((float *)x->data)[k] = (float)k / 32.0f;
+    const ot_tensor *in[1] = {x};
+    unsigned char *policy = calloc((size_t)g->n_values, 1);
+    policy[ot_graph_find(g, "W")] = OT_AUTOCAST_WEIGHT;
+    ot_autocast_stats st;
+    CHECK_OK(ot_autocast(g, in, OT_BF16, policy, 0, &st));
+    free(policy);
+    CHECK(st.n_wrapped == 0);
+    for (int n = 0; n < g->n_nodes; n++)
+        if (!strcmp(g->nodes[n].op_type, "Where"))
+            CHECK(!strcmp(g->nodes[n].domain, "ai.onnxtune") && g->nodes[n].in[2] == ot_graph_find(g, "minval"));
+    ot_plan *p = NULL;
+    CHECK_OK(ot_plan_create(g, in, &p));
+    ot_tensor y[1];
+    if (p && ot_plan_run(p, in, y) == OT_OK) {
+        const uint16_t *yd = y[0].data;
+        CHECK(y[0].dtype == OT_BF16);
+        for (int i = 0; i < 24; i++) /* masked where i % 3 == 0: -3.4e38 rounds past bf16's range */
+            CHECK(i % 3 == 0 ? yd[i] == 0xff80 : isfinite(ot_bf16_to_f32(yd[i])));
+    }
+    ot_plan_free(p);
+    ot_graph_free(g);
+    ot_tensor_free(x);
+}
+
 static void test_regressions(void) {
     void (*tails[2])(ot_graph *) = {tail_max_same, tail_shape_only};
     for (int i = 0; i < 2; i++) {
@@ -221,5 +263,6 @@ int main(void) {
     OT_RUN(test_f16);
     OT_RUN(test_rejects_f32);
     OT_RUN(test_regressions);
+    OT_RUN(test_mixed_where);
     return OT_TEST_EXIT();
 }
