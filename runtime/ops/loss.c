@@ -161,9 +161,10 @@ static int64_t count_rows(const row_view *v, int64_t *bad) {
 
 static inline double exp_f64(double x) { return exp(x); }
 
-/* lse of one row (stride 1 vectorised, strided otherwise). */
+/* lse of one row (stride 1 vectorised, strided otherwise); *mout (when not NULL) receives the
+ * row maximum it used (NaNs never win it). */
 #define DEFINE_LSE(SFX, T, EXP, MAX, EXP_SIMD)                                                                     \
-    static double lse_##SFX(const T *restrict x, int64_t n, int64_t stride) {                      \
+    static double lse_##SFX(const T *restrict x, int64_t n, int64_t stride, T *mout) {             \
         T m = -INFINITY;                                                                            \
         double s = 0.0;                                                                            \
         if (stride == 1) {                                                                         \
@@ -175,6 +176,7 @@ static inline double exp_f64(double x) { return exp(x); }
             for (int64_t j = 0; j < n; j++) m = MAX(m, x[j * stride]);                              \
             for (int64_t j = 0; j < n; j++) s += (double)EXP(x[j * stride] - m);                    \
         }                                                                                          \
+        if (mout) *mout = m;                                                                       \
         return (double)m + log(s);                                                                 \
     }
 /* The max is a compare-select (fmaxf would stay a libm call); a NaN logit still makes the
@@ -192,7 +194,8 @@ DEFINE_LSE(f32, float, ot_nn_expf, SEL_MAX, _Pragma("omp simd reduction(+ : s)")
 DEFINE_LSE(f64, double, exp_f64, SEL_MAX, )
 
 static double row_lse(ot_dtype dt, const void *x, int64_t base, int64_t n, int64_t stride) {
-    return dt == OT_F32 ? lse_f32((const float *)x + base, n, stride) : lse_f64((const double *)x + base, n, stride);
+    return dt == OT_F32 ? lse_f32((const float *)x + base, n, stride, NULL)
+                        : lse_f64((const double *)x + base, n, stride, NULL);
 }
 static double elem(ot_dtype dt, const void *x, int64_t i) {
     switch (dt) {
@@ -253,20 +256,19 @@ static ot_status xent_infer(ot_op_ctx *c) {
 
 /* Index of the row's maximum; ties -> the lowest index and a NaN counts as the maximum
  * (the first NaN wins), as torch.argmax does. */
-static int64_t argmax_f32(const float *restrict x, int64_t n) {
-    float m = -INFINITY;
-    int nan = 0;
-    MAX_SIMD /* a vectorised max and NaN test, then one scan for the first hit */
-    for (int64_t j = 0; j < n; j++) m = SEL_MAX(m, x[j]);
-#pragma omp simd reduction(| : nan)
-    for (int64_t j = 0; j < n; j++) nan |= x[j] != x[j];
+/* The argmax of a contiguous f32 row whose lse pass found maximum m (NaNs excluded): a NaN
+ * makes the lse NaN, and then the first NaN is the argmax (as in row_argmax); +inf also makes
+ * it NaN (inf - inf), and then no NaN is found and the first m (+inf) is. One scan. */
+static int64_t argmax_after_lse(const float *restrict x, int64_t n, float m, double lse) {
+    if (lse != lse)
+        for (int64_t j = 0; j < n; j++)
+            if (x[j] != x[j]) return j;
     for (int64_t j = 0; j < n; j++)
-        if (nan ? x[j] != x[j] : x[j] == m) return j;
+        if (x[j] == m) return j;
     return 0;
 }
 
 static int64_t row_argmax(ot_dtype dt, const void *x, int64_t base, int64_t n, int64_t stride) {
-    if (dt == OT_F32 && stride == 1) return argmax_f32((const float *)x + base, n);
     int64_t best = 0;
     double m = n > 0 ? elem(dt, x, base) : 0.0;
     for (int64_t j = 1; j < n && m == m; j++) {
@@ -314,10 +316,20 @@ static ot_status xent_cpu(ot_op_ctx *c) {
                     load_row(&v, dt, x->data, base, buf);
                     xr = buf, rdt = OT_F32, base = 0, stride = 1;
                 }
-                double lse = row_lse(rdt, xr, base, v.C, stride);
+                double lse;
+                int64_t best = -1;
+                if (rdt == OT_F32 && stride == 1) { /* the max of the lse pass serves the argmax */
+                    float m;
+                    const float *row = (const float *)xr + base;
+                    lse = lse_f32(row, v.C, 1, &m);
+                    if (acc_out) best = argmax_after_lse(row, v.C, m, lse);
+                } else {
+                    lse = row_lse(rdt, xr, base, v.C, stride);
+                    if (acc_out) best = row_argmax(rdt, xr, base, v.C, stride);
+                }
                 if (lse_out) put(sdt, lse_out->data, r, lse);
                 s += lse - elem(rdt, xr, base + t * stride);
-                if (acc_out) h += row_argmax(rdt, xr, base, v.C, stride) == t;
+                h += best == t;
             }
             part[b] = s;
             hits[b] = h;
@@ -403,7 +415,7 @@ static ot_status xent_grad_cpu(ot_op_ctx *c) {
         if (lowp) {
             float *xb = my_buffer(bufs, 2 * v.C), *gb = xb + v.C;
             load_row(&v, dt, x->data, base, xb);
-            double lse = lse_in ? elem(sdt, lse_in->data, r) : lse_f32(xb, v.C, 1);
+            double lse = lse_in ? elem(sdt, lse_in->data, r) : lse_f32(xb, v.C, 1, NULL);
             xent_row_f32(xb, gb, v.C, 1, (float)lse, (float)scale);
             gb[t] = (float)((double)gb[t] - scale);
             uint16_t *dst = (uint16_t *)dx->data + base;

@@ -312,6 +312,24 @@ static void test_accuracy(void) {
         for (int i = 0; i < 3; i++) ot_tensor_free(o[i]);
         if (k) ot_tensor_free(xx);
     }
+    /* non-finite logits: the first NaN is the argmax (as torch.argmax), a +inf the first +inf,
+     * an all -inf row index 0; the same in f64 and in f32 (whose rows take the fused path) */
+    {
+        const double nan = NAN, inf = INFINITY;
+        const double rows[4][4] = {{1, nan, 5, nan}, {1, inf, 3, inf}, {-inf, -inf, -inf, -inf}, {0, 2, 2, 1}};
+        const int64_t labs[4] = {1, 1, 0, 2}; /* hit, hit, hit, miss (the tie's lower index is 1) */
+        ot_tensor *xn, *ln4 = gc_i64(1, DIMS(4), labs);
+        CHECK_OK(ot_tensor_new(&xn, OT_F64, 2, DIMS(4, 4)));
+        memcpy(xn->data, rows, sizeof rows);
+        for (int k = 0; k < 2; k++) {
+            ot_tensor *xx = k ? gc_convert(xn, OT_F32) : xn, *ins[2] = {xx, ln4}, *o[3] = {0};
+            CHECK_OK(run_op("CrossEntropyLoss", ins, 2, 3, o));
+            if (o[2]) CHECK(at(o[2], 0) == 0.75);
+            for (int i = 0; i < 3; i++) ot_tensor_free(o[i]);
+            if (k) ot_tensor_free(xx);
+        }
+        ot_tensor_free(xn), ot_tensor_free(ln4);
+    }
     /* nothing counted: accuracy 0, not NaN */
     const int64_t none[12] = {1, -100, -100, -100, -100, -100, 2, -100, -100, -100, -100, -100};
     ot_tensor *ln = gc_i64(2, DIMS(2, 6), none), *insn[2] = {x, ln}, *on[3] = {0};
