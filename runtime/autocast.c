@@ -64,8 +64,7 @@ static ot_status add_cast(autocast *a, int src, int dst, ot_dtype to, const char
 }
 
 static int planned_numel_gt1(const autocast *a, int v) {
-    const ot_tensor *t = &a->p->vals[v].t;
-    return v < a->n_planned && ot_tensor_numel(t) > 1;
+    return v < a->n_planned && ot_tensor_numel(&a->p->vals[v].t) > 1;
 }
 
 /* May input value v be narrowed to 16 bits so that its node runs natively? Constants the type
@@ -197,9 +196,9 @@ static ot_status visit(autocast *a, int ni) {
     const ot_op_def *mixed = ot_op_find("ai.onnxtune", n->op_type, 1, &known);
     for (int k = 0; k < n->n_in; k++) in_dt[k] = n->in[k] >= 0 ? a->dt[n->in[k]] : OT_UNDEFINED;
     if (mixed && !n->domain[0] && !mixed->attr_size && !def->attr_size && try_infer(a, ni, mixed, in_dt, out_dt)) {
+        if (!ot_graph_opset(a->g, "ai.onnxtune")) OT_TRY(ot_graph_add_opset(a->g, "ai.onnxtune", 1));
         char *dom = strdup("ai.onnxtune");
         if (!dom) return ot_errorf(OT_E_NOMEM, "out of memory");
-        if (!ot_graph_opset(a->g, "ai.onnxtune")) OT_TRY(ot_graph_add_opset(a->g, "ai.onnxtune", 1));
         free(a->g->nodes[ni].domain);
         a->g->nodes[ni].domain = dom;
         set_outputs(a, ni, out_dt);
