@@ -112,6 +112,18 @@ void ot_ew_run(const ot_tensor *const *xs, int nx, ot_tensor *y, ot_ew_fn fn, co
     else ot_ew_apply(xs, nx, y, fn, p, cost);
 }
 
+ot_status ot_ew_mixed_dtype(const ot_op_ctx *c, int i, int j, ot_dtype *lowp) {
+    OT_TRY(ot_check_input(c, i, OT_UNDEFINED));
+    OT_TRY(ot_check_input(c, j, OT_UNDEFINED));
+    ot_dtype a = c->in[i]->dtype, b = c->in[j]->dtype;
+    if ((ot_dtype_is_lowp(a) && (b == a || b == OT_F32)) || (ot_dtype_is_lowp(b) && a == OT_F32)) {
+        *lowp = ot_dtype_is_lowp(a) ? a : b;
+        return OT_OK;
+    }
+    return ot_errorf(OT_E_UNSUPPORTED, "%s: mixed-precision %s takes a 16-bit float and a float32 (or the same "
+                     "16-bit type), got %s and %s", ot_op_label(c), c->node->op_type, ot_dtype_name(a), ot_dtype_name(b));
+}
+
 ot_status ot_ew_check_dtype(const ot_op_ctx *c, int i, const ot_ew_fn *table) {
     ot_dtype t = c->in[i]->dtype;
     if ((int)t >= 0 && (int)t < OT_EW_NDT && table[t]) return OT_OK;

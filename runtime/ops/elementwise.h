@@ -103,6 +103,9 @@ void ot_ew_apply(const ot_tensor *const *xs, int nx, ot_tensor *y, ot_ew_fn fn, 
  * element is rounded once to y's dtype (nearest-even). Results are bit-identical to the f32
  * kernel on the converted inputs followed by one conversion of the output. */
 #define OT_EW_LOWP(f32fn) [OT_BF16] = f32fn, [OT_F16] = f32fn
+/* The operands i and j of a mixed-precision op (domain ai.onnxtune): one 16-bit and one f32, or
+ * both the same 16-bit type; *lowp receives the 16-bit type. Errors name both dtypes. */
+ot_status ot_ew_mixed_dtype(const ot_op_ctx *c, int i, int j, ot_dtype *lowp);
 /* Add/Sub/Mul/Div of domain ai.onnxtune: a 16-bit operand with an f32 one (autocast only). */
 ot_status ot_ew_mixed_infer(ot_op_ctx *c);
 ot_status ot_ew_mixed_cpu(ot_op_ctx *c);

@@ -100,21 +100,9 @@ ot_status ot_ew_div_cpu(ot_op_ctx *c) {
  * GELU's 0.044715). Computed in f32 with the f32 operand as it is and rounded once to the
  * 16-bit type: what PyTorch does for a bf16 tensor times a Python float. */
 
-static ot_status mixed_dtype(const ot_op_ctx *c, ot_dtype *lowp) {
-    OT_TRY(ot_check_input(c, 0, OT_UNDEFINED));
-    OT_TRY(ot_check_input(c, 1, OT_UNDEFINED));
-    ot_dtype a = c->in[0]->dtype, b = c->in[1]->dtype;
-    if ((ot_dtype_is_lowp(a) && (b == a || b == OT_F32)) || (ot_dtype_is_lowp(b) && a == OT_F32)) {
-        *lowp = ot_dtype_is_lowp(a) ? a : b;
-        return OT_OK;
-    }
-    return ot_errorf(OT_E_UNSUPPORTED, "%s: mixed-precision %s takes a 16-bit float and a float32 (or the same "
-                     "16-bit type), got %s and %s", ot_op_label(c), c->node->op_type, ot_dtype_name(a), ot_dtype_name(b));
-}
-
 ot_status ot_ew_mixed_infer(ot_op_ctx *c) {
     ot_dtype lowp;
-    OT_TRY(mixed_dtype(c, &lowp));
+    OT_TRY(ot_ew_mixed_dtype(c, 0, 1, &lowp));
     int ndim;
     int64_t dims[OT_MAX_DIMS];
     OT_TRY(ot_broadcast_shape(c, 2, c->in, &ndim, dims));
@@ -123,7 +111,7 @@ ot_status ot_ew_mixed_infer(ot_op_ctx *c) {
 
 ot_status ot_ew_mixed_cpu(ot_op_ctx *c) {
     ot_dtype lowp;
-    OT_TRY(mixed_dtype(c, &lowp));
+    OT_TRY(ot_ew_mixed_dtype(c, 0, 1, &lowp));
     const char *op = c->node->op_type;
     ot_ew_fn fn = !strcmp(op, "Add") ? add_tab[OT_F32] : !strcmp(op, "Sub") ? sub_tab[OT_F32]
                 : !strcmp(op, "Mul") ? mul_tab[OT_F32] : div_tab[OT_F32];

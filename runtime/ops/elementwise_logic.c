@@ -138,22 +138,10 @@ ot_status ot_ew_where_cpu(ot_op_ctx *c) {
 /* Mixed precision (domain ai.onnxtune, made only by the autocast pass): X and Y one 16-bit and
  * one float32 (an attention mask's -3.4e38 the 16-bit type cannot hold), Y 16-bit: the
  * selected f32 value rounded once, as the Cast-wrapped Where would give, without the Casts. */
-static ot_status where_mixed_dtype(const ot_op_ctx *c, ot_dtype *lowp) {
-    OT_TRY(ot_check_input(c, 0, OT_BOOL));
-    OT_TRY(ot_check_input(c, 1, OT_UNDEFINED));
-    OT_TRY(ot_check_input(c, 2, OT_UNDEFINED));
-    ot_dtype a = c->in[1]->dtype, b = c->in[2]->dtype;
-    if ((ot_dtype_is_lowp(a) && (b == a || b == OT_F32)) || (ot_dtype_is_lowp(b) && a == OT_F32)) {
-        *lowp = ot_dtype_is_lowp(a) ? a : b;
-        return OT_OK;
-    }
-    return ot_errorf(OT_E_UNSUPPORTED, "%s: mixed-precision Where takes a 16-bit float and a float32 (or the same "
-                     "16-bit type), got %s and %s", ot_op_label(c), ot_dtype_name(a), ot_dtype_name(b));
-}
-
 ot_status ot_ew_where_mixed_infer(ot_op_ctx *c) {
     ot_dtype lowp;
-    OT_TRY(where_mixed_dtype(c, &lowp));
+    OT_TRY(ot_check_input(c, 0, OT_BOOL));
+    OT_TRY(ot_ew_mixed_dtype(c, 1, 2, &lowp));
     int ndim;
     int64_t dims[OT_MAX_DIMS];
     OT_TRY(ot_broadcast_shape(c, 3, c->in, &ndim, dims));
@@ -162,7 +150,8 @@ ot_status ot_ew_where_mixed_infer(ot_op_ctx *c) {
 
 ot_status ot_ew_where_mixed_cpu(ot_op_ctx *c) {
     ot_dtype lowp;
-    OT_TRY(where_mixed_dtype(c, &lowp));
+    OT_TRY(ot_check_input(c, 0, OT_BOOL));
+    OT_TRY(ot_ew_mixed_dtype(c, 1, 2, &lowp));
     ot_ew_apply_lowp(c->in, 3, c->out[0], where_4, NULL, OT_EW_CHEAP); /* f32 selects, one rounding */
     return OT_OK;
 }

@@ -33,8 +33,9 @@ static void add_f32(ot_graph *g, const char *name, int ndim, const int64_t *dims
     g->values[v].dtype = OT_F32;
 }
 
-/* x [4, 8] -> h = MatMul(x, W [8, 6]); s = CumSum(h, axis 0); y = s + 1e-5; z = y * 2 (output). */
-static ot_graph *make_graph(const float *w) {
+/* x [4, 8] -> h = MatMul(x, W [8, 6]) and then `tail`, which must produce "out" (the output);
+ * W's values from w, or a ramp when w is NULL; "axis0" is an int64 0 for tails to use. */
+static ot_graph *graph_with(const float *w, void (*tail)(ot_graph *)) {
     ot_graph *g;
     if (ot_graph_new(&g) != OT_OK) abort();
     ot_graph_add_opset(g, "", 17);
@@ -46,26 +47,35 @@ static ot_graph *make_graph(const float *w) {
     g->inputs = malloc(sizeof(int));
     g->inputs[0] = x;
     g->n_inputs = 1;
-    float eps = 1e-5f, two = 2.0f;
-    add_f32(g, "W", 2, (int64_t[]){8, 6}, w);
-    add_f32(g, "eps", 0, NULL, &eps);
-    add_f32(g, "two", 0, NULL, &two);
+    float ramp[48];
+    for (int i = 0; i < 48; i++) ramp[i] = (float)i / 48.0f - 0.5f;
+    add_f32(g, "W", 2, (int64_t[]){8, 6}, w ? w : ramp);
     int ax = val(g, "axis0");
     if (ot_tensor_new(&g->values[ax].init, OT_I64, 0, NULL) != OT_OK) abort(); /* zero: axis 0 */
     g->values[ax].dtype = OT_I64;
     node(g, "MatMul", "matmul", (const char *[]){"x", "W"}, 2, "h");
-    node(g, "CumSum", "cumsum", (const char *[]){"h", "axis0"}, 2, "s");
-    node(g, "Add", "add_eps", (const char *[]){"s", "eps"}, 2, "y");
-    node(g, "Mul", "mul_two", (const char *[]){"y", "two"}, 2, "z");
-    int z = val(g, "z");
-    g->values[z].is_output = 1;
-    g->values[z].dtype = OT_F32;
+    tail(g);
+    int out = val(g, "out");
+    g->values[out].is_output = 1;
+    g->values[out].dtype = OT_F32;
     g->outputs = malloc(sizeof(int));
-    g->outputs[0] = z;
+    g->outputs[0] = out;
     g->n_outputs = 1;
     if (ot_graph_toposort(g) != OT_OK) abort();
     return g;
 }
+
+/* s = CumSum(h, axis 0); y = s + 1e-5; out = y * 2. */
+static void tail_main(ot_graph *g) {
+    float eps = 1e-5f, two = 2.0f;
+    add_f32(g, "eps", 0, NULL, &eps);
+    add_f32(g, "two", 0, NULL, &two);
+    node(g, "CumSum", "cumsum", (const char *[]){"h", "axis0"}, 2, "s");
+    node(g, "Add", "add_eps", (const char *[]){"s", "eps"}, 2, "y");
+    node(g, "Mul", "mul_two", (const char *[]){"y", "two"}, 2, "out");
+}
+
+static ot_graph *make_graph(const float *w) { return graph_with(w, tail_main); }
 
 static void run(ot_graph *g, const ot_tensor *x, float *out, ot_dtype *dt) {
     ot_plan *p = NULL;
@@ -150,37 +160,6 @@ static void test_rejects_f32(void) {
     ot_tensor_free(x);
 }
 
-/* x [4, 8] -> h = MatMul(x, W) and then `tail` (which must produce "out"), for graphs that
- * once broke the pass. */
-static ot_graph *graph_with(void (*tail)(ot_graph *)) {
-    ot_graph *g;
-    if (ot_graph_new(&g) != OT_OK) abort();
-    ot_graph_add_opset(g, "", 17);
-    int x = val(g, "x");
-    g->values[x].is_input = 1;
-    g->values[x].dtype = OT_F32;
-    g->values[x].ndim = 2;
-    g->values[x].dims[0] = 4, g->values[x].dims[1] = 8;
-    g->inputs = malloc(sizeof(int));
-    g->inputs[0] = x;
-    g->n_inputs = 1;
-    float w[48];
-    for (int i = 0; i < 48; i++) w[i] = (float)i / 48.0f - 0.5f;
-    add_f32(g, "W", 2, (int64_t[]){8, 6}, w);
-    int ax = val(g, "axis0");
-    if (ot_tensor_new(&g->values[ax].init, OT_I64, 0, NULL) != OT_OK) abort();
-    g->values[ax].dtype = OT_I64;
-    node(g, "MatMul", "matmul", (const char *[]){"x", "W"}, 2, "h");
-    tail(g);
-    int out = val(g, "out");
-    g->values[out].is_output = 1;
-    g->outputs = malloc(sizeof(int));
-    g->outputs[0] = out;
-    g->n_outputs = 1;
-    if (ot_graph_toposort(g) != OT_OK) abort();
-    return g;
-}
-
 /* Max has no 16-bit kernel and reads h twice: one f32 copy of h serves both inputs. */
 static void tail_max_same(ot_graph *g) { node(g, "Max", "max", (const char *[]){"h", "h"}, 2, "out"); }
 /* CumSum's only reader is a Shape the plan folds: it is still inferred, so still rewritten. */
@@ -204,7 +183,7 @@ static void tail_where(ot_graph *g) {
 /* An attention mask's Where(mask, h, -3.4e38): the constant does not fit bf16, so the node
  * becomes the mixed-precision Where (16-bit h, the f32 constant, the result rounded once). */
 static void test_mixed_where(void) {
-    ot_graph *g = graph_with(tail_where);
+    ot_graph *g = graph_with(NULL, tail_where);
     ot_tensor *x;
     CHECK_OK(ot_tensor_new(&x, OT_F32, 2, (int64_t[]){4, 8}));
     for (int k = 0; k < 32; k++) ((float *)x->data)[k] = (float)k / 32.0f;
@@ -235,7 +214,7 @@ static void test_mixed_where(void) {
 static void test_regressions(void) {
     void (*tails[2])(ot_graph *) = {tail_max_same, tail_shape_only};
     for (int i = 0; i < 2; i++) {
-        ot_graph *g = graph_with(tails[i]);
+        ot_graph *g = graph_with(NULL, tails[i]);
         ot_tensor *x;
         CHECK_OK(ot_tensor_new(&x, OT_F32, 2, (int64_t[]){4, 8}));
         for (int k = 0; k < 32; k++) ((float *)x->data)[k] = (float)k / 32.0f;
