@@ -30,7 +30,8 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "parity"))
 import otrun  # noqa: E402
-from otrun import SANITIZER_MARKERS, require_binary_or_fail  # noqa: E402
+sys.path.insert(0, HERE)
+from test_train import cli, ok  # noqa: E402  (the CLI driver: sanitizer reports fail the test)
 
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 MODELS = os.path.join(REPO, "tests", "models")
@@ -40,19 +41,6 @@ MICRO = 2
 TOL = 0.10  # issue 4: "the estimate is within 10% of the measured peak of the planned run"
 CATEGORIES = ("weights", "gradients", "master", "optimizer", "grad_accum_buffer", "activations", "total")
 GB = 1e9
-
-
-def cli(*args, timeout=600):
-    require_binary_or_fail()
-    proc = otrun.run_cli([str(a) for a in args], timeout=timeout)
-    for marker in SANITIZER_MARKERS:
-        assert marker not in proc.stderr, "sanitizer report:\n%s" % proc.stderr
-    return proc
-
-
-def ok(proc):
-    assert proc.returncode == 0, "exit %d\nstdout:\n%s\nstderr:\n%s" % (proc.returncode, proc.stdout, proc.stderr)
-    return proc
 
 
 def estimate_json(*args):
